@@ -1,0 +1,234 @@
+/* log.c - journal or stderr, with scrubbing of secrets on the way out. */
+#include "autoconfig.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#define SD_JOURNAL_SUPPRESS_LOCATION
+#include <systemd/sd-journal.h>
+
+#include "log.h"
+#include "secbuf.h"
+#include "util.h"
+
+#define LOG_MAX_FIELDS    16
+#define LOG_IDENTIFIER    "seetickets-bq"
+#define LOG_MIN_TOKEN_LEN 16 /* shorter "ya29."/JWT look-alikes are not secrets */
+
+static int log_level = LOG_INFO;
+static bool log_journal;
+static log_sink_fn log_sink;
+static void *log_sink_data;
+
+static const char *const level_names[] = {
+	[LOG_EMERG] = "emerg",  [LOG_ALERT] = "alert", [LOG_CRIT] = "crit",
+	[LOG_ERR] = "error",    [LOG_WARNING] = "warning", [LOG_NOTICE] = "notice",
+	[LOG_INFO] = "info",    [LOG_DEBUG] = "debug",
+};
+
+/* systemd sets JOURNAL_STREAM=dev:inode for the stream it connected; only if
+ * stderr is still that stream are we talking to the journal. */
+static bool stderr_is_journal(void)
+{
+	const char *e = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	if (!e || sscanf(e, "%llu:%llu", &dev, &ino) != 2)
+		return false;
+	if (fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
+void log_open(enum log_target target)
+{
+	switch (target) {
+	case LOG_TARGET_JOURNAL:
+		log_journal = true;
+		break;
+	case LOG_TARGET_STDERR:
+		log_journal = false;
+		break;
+	case LOG_TARGET_AUTO:
+		log_journal = stderr_is_journal();
+		break;
+	}
+}
+
+int log_is_journal(void)
+{
+	return log_journal;
+}
+
+void log_set_level(int prio)
+{
+	log_level = prio;
+}
+
+int log_get_level(void)
+{
+	return log_level;
+}
+
+int log_level_parse(const char *name)
+{
+	static const int accepted[] = {LOG_DEBUG, LOG_INFO, LOG_NOTICE, LOG_WARNING, LOG_ERR};
+	for (size_t i = 0; i < UTIL_ARRAY_SIZE(accepted); i++)
+		if (name && strcmp(name, level_names[accepted[i]]) == 0)
+			return accepted[i];
+	return -EINVAL;
+}
+
+const char *log_level_name(int prio)
+{
+	if (prio < 0 || prio > LOG_DEBUG)
+		return "?";
+	return level_names[prio];
+}
+
+void log_set_sink(log_sink_fn fn, void *userdata)
+{
+	log_sink = fn;
+	log_sink_data = userdata;
+}
+
+static bool is_token_char(unsigned char c)
+{
+	return isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '+' || c == '/' ||
+	       c == '=';
+}
+
+static size_t token_run(const char *p)
+{
+	size_t n = 0;
+	while (p[n] && is_token_char((unsigned char)p[n]))
+		n++;
+	return n;
+}
+
+static void blank_run(char *p, size_t n)
+{
+	memset(p, '*', n);
+}
+
+/* "Bearer <token>" (any case) and "ya29.<token>" (Google access tokens). */
+static void scrub_prefixed(char *text, const char *prefix, size_t min_len)
+{
+	size_t pl = strlen(prefix);
+	for (char *p = text; (p = strcasestr(p, prefix)) != NULL;) {
+		char *v = p + pl;
+		size_t n = token_run(v);
+		if (n >= min_len)
+			blank_run(v, n);
+		p = v + n;
+	}
+}
+
+/* A JWT is three base64url segments joined by dots; its header always starts
+ * "eyJ" (base64 of '{"'). */
+static void scrub_jwts(char *text)
+{
+	for (char *p = text; (p = strstr(p, "eyJ")) != NULL;) {
+		size_t n = token_run(p);
+		size_t dots = 0;
+		for (size_t i = 0; i < n; i++)
+			dots += p[i] == '.';
+		if (dots >= 2 && n >= LOG_MIN_TOKEN_LEN)
+			blank_run(p, n);
+		p += n ? n : 1;
+	}
+}
+
+void log_scrub(char *text)
+{
+	secbuf_redact_live(text);
+	scrub_prefixed(text, "Bearer ", 1);
+	scrub_prefixed(text, "ya29.", 1);
+	scrub_prefixed(text, "assertion=", 1);
+	scrub_prefixed(text, "refresh_token=", 1);
+	scrub_prefixed(text, "client_secret=", 1);
+	scrub_jwts(text);
+}
+
+static void write_stderr(int prio, const char *msg, const struct log_field *fields, size_t n)
+{
+	struct buf line = {0};
+	buf_printf(&line, "%s: %s", log_level_name(prio), msg);
+	for (size_t i = 0; i < n; i++)
+		buf_printf(&line, " %s=%s", fields[i].name, fields[i].value);
+	buf_puts(&line, "\n");
+	if (line.data)
+		(void)util_write_all(STDERR_FILENO, line.data, line.len);
+	buf_free(&line);
+}
+
+static void write_journal(int prio, const char *msg, const struct log_field *fields, size_t n)
+{
+	struct iovec iov[LOG_MAX_FIELDS + 3];
+	char *owned[LOG_MAX_FIELDS + 3];
+	size_t k = 0;
+
+	if (asprintf(&owned[k], "MESSAGE=%s", msg) >= 0)
+		k++;
+	if (asprintf(&owned[k], "PRIORITY=%d", prio) >= 0)
+		k++;
+	if (asprintf(&owned[k], "SYSLOG_IDENTIFIER=%s", LOG_IDENTIFIER) >= 0)
+		k++;
+	for (size_t i = 0; i < n && i < LOG_MAX_FIELDS; i++)
+		if (asprintf(&owned[k], "%s=%s", fields[i].name, fields[i].value) >= 0)
+			k++;
+	for (size_t i = 0; i < k; i++) {
+		iov[i].iov_base = owned[i];
+		iov[i].iov_len = strlen(owned[i]);
+	}
+	if (sd_journal_sendv(iov, (int)k) < 0)
+		write_stderr(prio, msg, fields, n);
+	for (size_t i = 0; i < k; i++)
+		free(owned[i]);
+}
+
+void log_write(int prio, const struct log_field *fields, size_t nfields, const char *fmt, ...)
+{
+	if (prio > log_level)
+		return;
+
+	char *msg = NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int r = vasprintf(&msg, fmt, ap);
+	va_end(ap);
+	if (r < 0)
+		return;
+	log_scrub(msg);
+
+	/* Field values are scrubbed too: copy them, the caller's stay intact. */
+	struct log_field safe[LOG_MAX_FIELDS];
+	char *vals[LOG_MAX_FIELDS];
+	size_t n = nfields < LOG_MAX_FIELDS ? nfields : LOG_MAX_FIELDS;
+	for (size_t i = 0; i < n; i++) {
+		vals[i] = strdup(fields[i].value ? fields[i].value : "");
+		if (vals[i])
+			log_scrub(vals[i]);
+		safe[i].name = fields[i].name;
+		safe[i].value = vals[i] ? vals[i] : "";
+	}
+
+	if (log_sink)
+		log_sink(prio, msg, safe, n, log_sink_data);
+	else if (log_journal)
+		write_journal(prio, msg, safe, n);
+	else
+		write_stderr(prio, msg, safe, n);
+
+	for (size_t i = 0; i < n; i++)
+		free(vals[i]);
+	free(msg);
+}

@@ -1,0 +1,112 @@
+/* Unit tests for log.c: levels, structured fields, and that secrets never get out. */
+#include "autoconfig.h"
+
+#include "log.h"
+#include "secbuf.h"
+#include "tap.h"
+
+static char last_msg[1024];
+static char last_fields[1024];
+static int last_prio = -1;
+static int records;
+
+static void capture(int prio, const char *message, const struct log_field *fields, size_t n,
+		    void *ud)
+{
+	(void)ud;
+	records++;
+	last_prio = prio;
+	snprintf(last_msg, sizeof(last_msg), "%s", message);
+	last_fields[0] = '\0';
+	for (size_t i = 0; i < n; i++) {
+		size_t l = strlen(last_fields);
+		snprintf(last_fields + l, sizeof(last_fields) - l, "%s=%s;", fields[i].name,
+			 fields[i].value);
+	}
+}
+
+static void test_levels_filter_records_above_the_threshold(void)
+{
+	records = 0;
+	log_set_level(LOG_INFO);
+	log_debug("hidden %d", 1);
+	CHECK_INT(records, 0);
+	log_info("shown %d", 2);
+	CHECK_INT(records, 1);
+	CHECK_INT(last_prio, LOG_INFO);
+	CHECK_STR(last_msg, "shown 2");
+	log_set_level(LOG_ERR);
+	log_warning("hidden");
+	CHECK_INT(records, 1);
+	log_set_level(LOG_INFO);
+}
+
+static void test_level_names_parse_both_ways(void)
+{
+	CHECK_INT(log_level_parse("debug"), LOG_DEBUG);
+	CHECK_INT(log_level_parse("info"), LOG_INFO);
+	CHECK_INT(log_level_parse("notice"), LOG_NOTICE);
+	CHECK_INT(log_level_parse("warning"), LOG_WARNING);
+	CHECK_INT(log_level_parse("error"), LOG_ERR);
+	CHECK(log_level_parse("verbose") < 0);
+	CHECK(log_level_parse("") < 0);
+	CHECK(log_level_parse(NULL) < 0);
+	CHECK_STR(log_level_name(LOG_WARNING), "warning");
+}
+
+static void test_structured_fields_reach_the_sink(void)
+{
+	struct log_field f[] = {{"FEED", "sales"}, {"ROWS_NEW", "12"}};
+	log_write(LOG_INFO, f, 2, "poll done");
+	CHECK_STR(last_fields, "FEED=sales;ROWS_NEW=12;");
+}
+
+static void test_live_secret_is_blanked_in_message_and_fields(void)
+{
+	struct secbuf *k = secbuf_new("sk_live_0123456789", 18);
+	log_info("key is %s!", (const char *)secbuf_expose(k));
+	CHECK(strstr(last_msg, "sk_live") == NULL);
+	CHECK_STR(last_msg, "key is ******************!");
+	struct log_field f[] = {{"X", (const char *)secbuf_expose(k)}};
+	log_write(LOG_INFO, f, 1, "field");
+	CHECK(strstr(last_fields, "0123456789") == NULL);
+	secbuf_free(k);
+	/* Once freed it is no longer a secret the logger knows about. */
+	log_info("sk_live_0123456789");
+	CHECK_STR(last_msg, "sk_live_0123456789");
+}
+
+static void test_token_shapes_are_scrubbed_even_if_unregistered(void)
+{
+	log_info("Authorization: Bearer abc.def-ghi and more");
+	CHECK(strstr(last_msg, "abc.def-ghi") == NULL);
+	CHECK(strstr(last_msg, "and more") != NULL);
+	log_info("token ya29.a0AfH6SMBexampletoken ok");
+	CHECK(strstr(last_msg, "a0AfH6SMB") == NULL);
+	log_info("jwt eyJhbGciOiJSUzI1NiJ9.eyJpc3MiOiJ4In0.c2lnbmF0dXJl end");
+	CHECK(strstr(last_msg, "eyJpc3M") == NULL);
+	CHECK(strstr(last_msg, " end") != NULL);
+	log_info("body assertion=eyJx.eyJ.sig&grant_type=x");
+	CHECK(strstr(last_msg, "eyJx") == NULL);
+	log_info("refresh_token=1//0gabc&client_secret=shh");
+	CHECK(strstr(last_msg, "1//0gabc") == NULL);
+	CHECK(strstr(last_msg, "shh") == NULL);
+}
+
+static void test_ordinary_text_is_left_alone(void)
+{
+	log_info("sales: fetched 10 rows from DF-2974218, eyJ alone is fine");
+	CHECK_STR(last_msg, "sales: fetched 10 rows from DF-2974218, eyJ alone is fine");
+}
+
+int main(void)
+{
+	log_set_sink(capture, NULL);
+	RUN(test_levels_filter_records_above_the_threshold);
+	RUN(test_level_names_parse_both_ways);
+	RUN(test_structured_fields_reach_the_sink);
+	RUN(test_live_secret_is_blanked_in_message_and_fields);
+	RUN(test_token_shapes_are_scrubbed_even_if_unregistered);
+	RUN(test_ordinary_text_is_left_alone);
+	return tap_done();
+}

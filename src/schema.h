@@ -1,0 +1,51 @@
+/* schema.h - the two BigQuery table schemas and the coercion of an API row into a BigQuery row.
+ * The coercion rules are the contract; they are spelled out at the top of schema.c. */
+#ifndef STBQ_SCHEMA_H
+#define STBQ_SCHEMA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#define SCHEMA_MAX_KEY_LEN 1024 /* bytes; a longer key is refused, never truncated */
+
+enum schema_type { SCHEMA_STRING, SCHEMA_INTEGER, SCHEMA_FLOAT, SCHEMA_BOOLEAN };
+
+struct schema_column {
+	const char *name; /* BigQuery column name */
+	enum schema_type type;
+	const char *parent; /* NULL, or the API row's nested object holding it ("location") */
+	const char *source; /* field name in the API row (or in the parent object) */
+};
+
+struct schema {
+	const char *feed; /* "sales" / "events" */
+	const char *key;  /* key column: "uniqueCode" / "id" */
+	const struct schema_column *columns;
+	size_t ncolumns;
+};
+
+extern const struct schema schema_sales;
+extern const struct schema schema_events;
+
+/* Coerce one API row into a BigQuery row: a JSON object with exactly the schema's column names,
+ * absent values null. Borrows api_row. Returns 0 and a new reference in *out; -EINVAL with a
+ * reason in why (naming the column, never a field value: values may be personal data); -ENOMEM.
+ * why may be NULL. */
+int schema_coerce(const struct schema *s, const json_t *api_row, json_t **out, char *why,
+                  size_t len);
+/* The key string of a coerced row (borrowed from it), NULL if absent. */
+const char *schema_row_key(const struct schema *s, const json_t *bq_row);
+/* {"fields":[{"name","type","mode":"NULLABLE"}...]} for tables.insert; new reference, NULL on
+ * out of memory. */
+json_t *schema_table_fields(const struct schema *s);
+/* Check a table's schema (the "schema" object of a tables.get reply, borrowed) has every column
+ * with a compatible type. 0, or -EINVAL with the first missing or mismatched column named in why. */
+int schema_check_table(const struct schema *s, const json_t *table_schema, char *why, size_t len);
+/* Parse an ISO-8601 date-time ("2026-12-01T19:30:00Z", "+01:00" offsets, no zone = UTC,
+ * fractional seconds, "2026-12-01 19:30:00", a bare date "2026-12-01") into Unix seconds.
+ * 0 or -EINVAL. */
+int schema_parse_time(const char *s, int64_t *out);
+
+#endif

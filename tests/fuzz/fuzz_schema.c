@@ -1,0 +1,121 @@
+/* fuzz_schema.c - libFuzzer target for schema.c: any bytes a server might send as a row must be
+ * coerced or refused, never crash, leak or read out of bounds. See README.md for the builds. */
+#include "autoconfig.h"
+
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "log.h"
+#include "schema.h"
+
+#define FUZZ_MAX_DEPTH 16 /* jansson itself caps nesting; this only bounds our walk */
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void discard(int prio, const char *message, const struct log_field *fields, size_t n,
+                    void *ud)
+{
+	(void)prio;
+	(void)message;
+	(void)fields;
+	(void)n;
+	(void)ud;
+}
+
+static void coerce_both(const json_t *row)
+{
+	static const struct schema *const schemas[] = {&schema_sales, &schema_events};
+	char why[128];
+
+	for (size_t i = 0; i < 2; i++) {
+		json_t *out = NULL;
+		int r = schema_coerce(schemas[i], row, &out, why, sizeof(why));
+		if (r == 0) {
+			/* A coerced row is what goes to BigQuery: it must have a usable key and
+			 * every column, and serialise. */
+			const char *key = schema_row_key(schemas[i], out);
+			if (!key || !*key || strlen(key) > SCHEMA_MAX_KEY_LEN ||
+			    json_object_size(out) != schemas[i]->ncolumns)
+				abort();
+			char *text = json_dumps(out, JSON_COMPACT);
+			if (!text)
+				abort();
+			free(text);
+		} else if (out || !memchr(why, '\0', sizeof(why))) {
+			abort();
+		}
+		json_decref(out);
+		/* The same value as a table schema from tables.get. */
+		schema_check_table(schemas[i], row, why, sizeof(why));
+	}
+}
+
+/* Every string anywhere in the document is tried as a time. */
+static void parse_times(const json_t *v, int depth)
+{
+	int64_t t;
+	size_t i;
+	const char *k;
+	json_t *e;
+
+	if (depth > FUZZ_MAX_DEPTH)
+		return;
+	switch (json_typeof(v)) {
+	case JSON_STRING:
+		schema_parse_time(json_string_value(v), &t);
+		break;
+	case JSON_ARRAY:
+		json_array_foreach((json_t *)v, i, e) parse_times(e, depth + 1);
+		break;
+	case JSON_OBJECT:
+		json_object_foreach((json_t *)v, k, e)
+		{
+			schema_parse_time(k, &t);
+			parse_times(e, depth + 1);
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static int ready;
+	json_error_t err;
+	int64_t t;
+
+	if (!ready) {
+		/* Debug level so that the unknown-field notes are formatted too. */
+		log_set_sink(discard, NULL);
+		log_set_level(LOG_DEBUG);
+		ready = 1;
+	}
+
+	/* The raw bytes as a time string. */
+	char *text = malloc(size + 1);
+	if (!text)
+		return 0;
+	memcpy(text, data, size);
+	text[size] = '\0';
+	schema_parse_time(text, &t);
+	free(text);
+
+	json_t *doc = json_loadb((const char *)data, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);
+	if (!doc)
+		return 0;
+	coerce_both(doc);
+	/* A page: {"data":[rows]} or a bare array of rows. */
+	json_t *rows = json_is_object(doc) ? json_object_get(doc, "data") : doc;
+	if (json_is_array(rows)) {
+		size_t i;
+		json_t *row;
+		json_array_foreach(rows, i, row) coerce_both(row);
+	}
+	parse_times(doc, 0);
+	json_decref(doc);
+	return 0;
+}

@@ -119,9 +119,6 @@ const char *http_response_header(const struct http_response *r, const char *name
 void http_response_reset(struct http_response *r); /* empty it for reuse, keep nothing */
 void http_response_free(struct http_response *r);  /* free what it holds */
 
-/* https:// anywhere, http:// only to 127.0.0.0/8, [::1] or localhost. */
-bool http_url_allowed(const char *url);
-
 /* The first bytes of a body, made safe for a log line (scrubbed, no control
  * characters, truncated to HTTP_MAX_ERROR_BODY_LOG). */
 void http_body_excerpt(const struct http_response *r, char *out, size_t len);

@@ -49,6 +49,10 @@ struct http_request {
 	const struct secbuf *bearer;   /* if set: "Authorization: Bearer <secret>" */
 	long timeout_s;                /* 0: the client's default */
 	size_t max_response_bytes;     /* 0: the client's default */
+	/* Allow plain http:// to any host. Only for the GCE metadata server
+	 * (metadata.google.internal, 169.254.169.254), which speaks nothing
+	 * else and never leaves the VM; never set it for a configured URL. */
+	bool plain_http;
 };
 
 struct http_response {

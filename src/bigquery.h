@@ -1,0 +1,93 @@
+/* bigquery.h - the BigQuery v2 REST client: datasets, tables, seeding queries,
+ * streaming inserts and load jobs. Every call goes through gapi_call() (token,
+ * one refresh on 401) and http_send() (retries per the shared classifier). */
+#ifndef STBQ_BIGQUERY_H
+#define STBQ_BIGQUERY_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "config.h"
+#include "gauth.h"
+#include "http.h"
+#include "schema.h"
+
+#define BQ_MAX_ROWS_PER_INSERT  50000      /* API hard limit; config batch_rows <= this */
+#define BQ_MAX_BYTES_PER_INSERT 10000000   /* 10 MB request limit                    */
+#define BQ_SEED_PAGE_ROWS       100000     /* maxResults for seeding pages           */
+#define BQ_QUERY_TIMEOUT_MS     10000      /* jobs.query / getQueryResults wait hint */
+#define BQ_ROW_RESEND_ROUNDS    5          /* resends of stopped/timeout rows per call */
+#define BQ_JOB_POLL_MS          2000       /* jobs.get polling period                */
+#define BQ_JOB_MAX_WAIT_MS      600000     /* give up waiting for one load job       */
+
+struct bq;
+
+struct bq_options {
+	const char *endpoint; /* "https://bigquery.googleapis.com" (no trailing slash) */
+	const char *project;
+	const char *dataset;
+	const char *location; /* from config; replaced by the dataset's real location after bq_check_dataset */
+	enum config_insert_method method;
+	size_t batch_rows;
+	size_t batch_bytes;
+	struct gauth *auth;              /* borrowed */
+	struct http_client *http;        /* borrowed */
+	const struct http_policy *policy; /* borrowed */
+};
+
+struct bq *bq_new(const struct bq_options *o); /* NULL on ENOMEM */
+void bq_free(struct bq *b);                    /* accepts NULL */
+
+/* datasets.get: the dataset exists and its location is recorded for jobs.
+ * Logs an actionable error (missing dataset / permission) and returns
+ * negative errno on failure. */
+int bq_check_dataset(struct bq *b);
+
+/* tables.get; if missing and `create`, tables.insert with the schema (409 =
+ * exists, fine); then schema_check_table(). Negative errno with a logged,
+ * actionable error (which table, which column, which permission). */
+int bq_ensure_table(struct bq *b, const char *table, const struct schema *s, bool create);
+
+/* One row of query results: values[i] is the i-th cell as a string, NULL for
+ * SQL NULL; lens[i] its length. Return nonzero to stop early (returned). */
+typedef int (*bq_row_fn)(const char *const *values, const size_t *lens, size_t n, void *userdata);
+
+/* jobs.query (standard SQL, location, requestId) then getQueryResults pages
+ * by pageToken (polling while jobComplete is false), calling fn for each row
+ * as pages arrive; never holds more than one page. `progress` (may be NULL)
+ * is called after each page with the rows delivered so far. */
+int bq_query(struct bq *b, const char *sql, bq_row_fn fn, void *userdata,
+	     void (*progress)(size_t rows_so_far, void *userdata));
+
+enum bq_row_state {
+	BQ_ROW_PENDING = 0, /* not confirmed (yet): keep it spooled */
+	BQ_ROW_DONE,        /* BigQuery confirmed it */
+	BQ_ROW_INVALID,     /* BigQuery rejected the row itself: dead-letter it */
+};
+
+struct bq_row_status {
+	enum bq_row_state state;
+	char reason[160]; /* for INVALID: "location: message" from insertErrors / errorResult */
+};
+
+/* Insert rows (coerced row objects, borrowed) into `table`, using keys[i] as
+ * insertId (streaming) or folding the batch content into the job id (load).
+ * Splits by batch_rows / batch_bytes; on "payload too large" (400 or 413)
+ * splits in half and resends; a single row too large is INVALID. Streaming:
+ * per-row insertErrors: invalid -> INVALID, stopped/timeout/backendError ->
+ * resent unchanged (up to BQ_ROW_RESEND_ROUNDS). Load: 409 duplicate ->
+ * jobs.get; a failed job with reason invalid is bisected to find the bad rows.
+ * status[i] is set for every row. Returns 0 when no row is left PENDING,
+ * otherwise the negative errno of the failure that stopped it (-EAGAIN
+ * transient, -EACCES permission, -ENOENT table missing, -ECANCELED). */
+int bq_insert(struct bq *b, const char *table, json_t *const *rows, const char *const *keys,
+	      size_t n, struct bq_row_status *status);
+
+/* Counters since start, for metrics and logs. */
+struct bq_stats {
+	unsigned long requests, retries, rows_sent, rows_invalid, splits;
+};
+void bq_get_stats(const struct bq *b, struct bq_stats *out);
+
+#endif

@@ -962,6 +962,25 @@ static void walk_group(struct loader *ld, config_setting_t *grp, const struct sp
 
 /* ---- defaults and checks across keys ---- */
 
+/* Under systemd, StateDirectory= sets $STATE_DIRECTORY (several directories
+ * are separated by ':'; the first is ours). It replaces the built-in default
+ * of state_dir, so each instance of the template unit gets its own
+ * directory; a state_dir in the file still wins. */
+static void default_state_dir_from_systemd(struct loader *ld)
+{
+	const char *e = getenv("STATE_DIRECTORY");
+	if (!e || e[0] != '/')
+		return;
+	size_t n = strcspn(e, ":");
+	char *dir = strndup(e, n);
+	if (!dir) {
+		ld->oom = true;
+		return;
+	}
+	free(ld->c->state_dir);
+	ld->c->state_dir = dir;
+}
+
 static void set_defaults(struct loader *ld, const struct spec *specs)
 {
 	for (const struct spec *sp = specs; sp->name; sp++) {
@@ -1187,6 +1206,7 @@ int config_load(const char *path, struct config **out, char **errors)
 	}
 	ld.c->path = xstrdup(&ld, path);
 	set_defaults(&ld, top_keys);
+	default_state_dir_from_systemd(&ld);
 	ld.c->sales.event_codes = calloc(1, sizeof(char *));
 	if (!ld.c->sales.event_codes)
 		ld.oom = true;

@@ -197,6 +197,30 @@ static void test_minimal_file_gets_every_default(void)
 	config_free(c);
 }
 
+static void test_state_directory_from_systemd_replaces_the_default_only(void)
+{
+	static const char minimal[] = "seetickets = { api_key_secret = \"projects/p-1/secrets/k\"; };\n"
+				      "bigquery = { project = \"my-project\"; dataset = \"d\"; };\n";
+	setenv("STATE_DIRECTORY", "/var/lib/seetickets-bq/acme:/var/lib/other", 1);
+	struct config *c = load_ok(minimal);
+	if (c)
+		CHECK_STR(c->state_dir, "/var/lib/seetickets-bq/acme");
+	config_free(c);
+	char *content = with(NULL, "state_dir = \"/srv/stbq\";");
+	c = load_ok(content);
+	free(content);
+	if (c)
+		CHECK_STR(c->state_dir, "/srv/stbq");
+	config_free(c);
+	/* Not an absolute path: not systemd's, ignored. */
+	setenv("STATE_DIRECTORY", "relative", 1);
+	c = load_ok(minimal);
+	if (c)
+		CHECK_STR(c->state_dir, "/var/lib/seetickets-bq");
+	config_free(c);
+	unsetenv("STATE_DIRECTORY");
+}
+
 static void test_every_key_is_read(void)
 {
 	char ca[600];
@@ -987,6 +1011,7 @@ int main(void)
 	snprintf(conf_path, sizeof(conf_path), "%s/test.conf", tmpdir);
 
 	RUN(test_minimal_file_gets_every_default);
+	RUN(test_state_directory_from_systemd_replaces_the_default_only);
 	RUN(test_every_key_is_read);
 	RUN(test_shipped_sample_is_valid);
 	RUN(test_api_key_secret_is_normalised);

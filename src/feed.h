@@ -1,0 +1,74 @@
+/* feed.h - one feed's cycle, shared by sales and events:
+ * fetch -> coerce -> drop known keys -> spool -> insert -> commit.
+ *
+ * The feed owns its key set (keys in BigQuery or already spooled), its
+ * spool, and the identities of rows it dead-lettered. Everything it talks to
+ * (See Tickets, BigQuery, the loop, the configuration) is borrowed from the
+ * daemon and may be swapped between polls by a reload. */
+#ifndef STBQ_FEED_H
+#define STBQ_FEED_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "bigquery.h"
+#include "config.h"
+#include "loop.h"
+#include "schema.h"
+#include "seetickets.h"
+
+#define FEED_SEED_PROGRESS_MS   5000      /* a progress record every 5 s while seeding */
+#define FEED_SEED_EXTEND_USEC   30000000  /* EXTEND_TIMEOUT_USEC sent with each progress */
+#define FEED_DATE_OVERLAP_S     3600      /* date-filter windows overlap; keys remove repeats */
+
+enum feed_kind { FEED_EVENTS, FEED_SALES };
+
+/* What the daemon lends every feed; the pointers may change between polls. */
+struct feed_env {
+	const struct config *cfg;
+	struct bq *bq;
+	struct st_client *st;
+	struct loop *loop;   /* NULL in --once mode */
+	bool dry_run;        /* print new rows to dry_out, write no state */
+	FILE *dry_out;
+};
+
+/* Result of one poll, logged and exported as metrics. */
+struct feed_stats {
+	size_t fetched, fresh, inserted, rejected;
+	uint64_t duration_ms;
+	int error;           /* 0 or the negative errno that ended the poll early */
+	bool rows_pending;   /* rows remain spooled, unconfirmed */
+};
+
+struct feed;
+
+struct feed *feed_new(enum feed_kind kind, const struct feed_env *env); /* NULL on ENOMEM */
+void feed_free(struct feed *f);
+const char *feed_name(const struct feed *f);
+const struct schema *feed_schema(const struct feed *f);
+void feed_set_env(struct feed *f, const struct feed_env *env); /* after a reload */
+/* The sales feed asks the events feed for automatic event codes. */
+void feed_set_events_source(struct feed *sales, const struct feed *events);
+
+/* Load the keys BigQuery already has (and, for events, their start times),
+ * plus the identities of dead-lettered rows. 0 or negative errno. */
+int feed_seed(struct feed *f);
+/* Open the spool and send what an earlier run left there: rows BigQuery
+ * already holds (seeding ran first) are skipped. 0, or negative errno with
+ * rows still spooled. */
+int feed_replay(struct feed *f);
+/* One poll. Fills *st; 0 or the negative errno of the failure. */
+int feed_poll(struct feed *f, struct feed_stats *st);
+
+size_t feed_known(const struct feed *f);      /* keys in the set */
+size_t feed_spooled(const struct feed *f);    /* segments waiting */
+const struct feed_stats *feed_last(const struct feed *f);
+
+/* Event codes for the sales feed: the configured list, or every known event
+ * whose start is within the lookback (or unknown). Returns a NULL-terminated
+ * array of borrowed strings (free the array only), count in *n. */
+const char **feed_event_codes(const struct feed *events, const struct config *cfg, size_t *n);
+
+#endif

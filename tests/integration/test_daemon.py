@@ -1,0 +1,181 @@
+#!/usr/bin/python3
+"""The daemon as systemd sees it: notify protocol, signals, reload, watchdog,
+command line and exit status. Real binary, fake servers, public interface."""
+import re
+import signal
+import time
+
+from harness import (API_KEY, Daemon, GoogleFake, SeeTicketsFake, Tap, Workdir, run_once,
+                     write_config, STBQ_BIN)
+import subprocess
+
+
+def start_fakes(w, *st_args):
+    g = w.add(GoogleFake(w.path))
+    s = w.add(SeeTicketsFake(w.path, *st_args))
+    return g, s
+
+
+def test_ready_status_and_stopping_are_notified():
+    with Workdir("notify") as w:
+        g, s = start_fakes(w)
+        cfg = write_config(w.path, g, s)
+        d = w.add(Daemon(w.path, cfg))
+        d.wait_notify("READY=1")
+        d.wait_notify("STATUS=sales: fetched", 30)
+        t0 = time.monotonic()
+        rc = d.stop()
+        assert rc == 0, rc
+        assert time.monotonic() - t0 < 5
+        assert d.notified("STOPPING=1"), d.messages
+        # READY comes after seeding, which reports progress through STATUS.
+        ready = d.messages.index("READY=1")
+        assert any(m.startswith("STATUS=") for m in d.messages[ready:])
+
+
+def test_sigterm_during_a_slow_transfer_exits_within_5s():
+    with Workdir("slow") as w:
+        g, s = start_fakes(w)
+        cfg = write_config(w.path, g, s)
+        s.fault({"delay_ms": 60000}, path="/v1/events/search", times=0)
+        d = w.add(Daemon(w.path, cfg))
+        d.wait_notify("READY=1")
+        time.sleep(1.0)  # the first events poll is now stuck in the slow answer
+        t0 = time.monotonic()
+        d.signal(signal.SIGTERM)
+        rc = d.wait(10)
+        took = time.monotonic() - t0
+        assert took < 5, f"took {took:.1f}s"
+        assert rc == 0, rc
+        assert d.notified("STOPPING=1")
+        s.clear_faults()
+
+
+def test_sighup_with_a_broken_file_keeps_the_old_configuration():
+    with Workdir("reload") as w:
+        g, s = start_fakes(w)
+        cfg = write_config(w.path, g, s)
+        good = open(cfg).read()
+        d = w.add(Daemon(w.path, cfg))
+        d.wait_notify("READY=1")
+        with open(cfg, "w") as f:
+            f.write(good.replace('page_size = 50;', 'page_size = "fifty";'))
+        d.signal(signal.SIGHUP)
+        wait = time.monotonic() + 10
+        while time.monotonic() < wait and "reload refused" not in d.stderr():
+            time.sleep(0.1)
+        err = d.stderr()
+        assert "reload refused" in err, err[-2000:]
+        assert re.search(r"seetickets-bq\.conf:\d+: seetickets\.page_size: ", err), err[-2000:]
+        assert d.notified("RELOADING=1")
+        assert d.proc.poll() is None, "daemon died on a bad reload"
+        # It keeps polling with the old configuration.
+        n = len(d.notified("STATUS=sales"))
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline and len(d.notified("STATUS=sales")) <= n:
+            time.sleep(0.2)
+        assert len(d.notified("STATUS=sales")) > n, "no poll after the refused reload"
+        # A valid file is taken.
+        with open(cfg, "w") as f:
+            f.write(good.replace("page_size = 50;", "page_size = 20;"))
+        d.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "configuration reloaded" not in d.stderr():
+            time.sleep(0.1)
+        assert "configuration reloaded" in d.stderr()
+        # Changing the dataset needs a restart: refused, old one kept.
+        with open(cfg, "w") as f:
+            f.write(good.replace('dataset = "seetickets_data";', 'dataset = "other";'))
+        d.signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and "cannot change while running" not in d.stderr():
+            time.sleep(0.1)
+        assert "bigquery.dataset cannot change while running" in d.stderr()
+        assert d.stop() == 0
+
+
+def test_watchdog_is_fed_when_enabled():
+    with Workdir("watchdog") as w:
+        g, s = start_fakes(w)
+        cfg = write_config(w.path, g, s)
+        d = w.add(Daemon(w.path, cfg, env={"WATCHDOG_USEC": "400000"}))
+        d.wait_notify("READY=1")
+        time.sleep(2.0)
+        pings = len(d.notified("WATCHDOG=1"))
+        assert pings >= 4, f"{pings} pings in 2 s with a 0.4 s watchdog"
+        d.stop()
+
+
+def test_no_watchdog_pings_without_watchdog_usec():
+    with Workdir("nowatchdog") as w:
+        g, s = start_fakes(w)
+        cfg = write_config(w.path, g, s)
+        d = w.add(Daemon(w.path, cfg))
+        d.wait_notify("READY=1")
+        time.sleep(1.0)
+        assert not d.notified("WATCHDOG=1")
+        d.stop()
+
+
+def test_command_line_errors_exit_64_and_help_exits_0():
+    for args in (["--bogus"], ["--feed", "tickets", "--once"], ["--feed", "sales"],
+                 ["extra-arg"], ["--log-level", "loud"], ["-c"], ["--check-config", "--once"]):
+        p = subprocess.run([STBQ_BIN, *args], capture_output=True, text=True, timeout=10)
+        assert p.returncode == 64, (args, p.returncode, p.stderr)
+        assert p.stderr.strip(), args
+    p = subprocess.run([STBQ_BIN, "--help"], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0 and "--dry-run" in p.stdout and "--check-config" in p.stdout
+    p = subprocess.run([STBQ_BIN, "--version"], capture_output=True, text=True, timeout=10)
+    assert p.returncode == 0 and re.match(r"seetickets-bq \d+\.\d+", p.stdout), p.stdout
+
+
+def test_missing_config_file_exits_78():
+    p = subprocess.run([STBQ_BIN, "-c", "/nonexistent/x.conf"], capture_output=True, text=True,
+                       timeout=10)
+    assert p.returncode == 78, p.returncode
+    assert "/nonexistent/x.conf" in p.stderr
+
+
+def test_second_daemon_on_the_same_state_dir_is_refused():
+    with Workdir("lock") as w:
+        g, s = start_fakes(w)
+        cfg = write_config(w.path, g, s)
+        d = w.add(Daemon(w.path, cfg))
+        d.wait_notify("READY=1")
+        rc, out, err = run_once(w.path, cfg, "--once")
+        assert rc == 75, (rc, err[-1000:])
+        assert "another seetickets-bq uses this state directory" in err
+        d.stop()
+
+
+def test_logs_hold_no_secret_at_debug_level():
+    with Workdir("secrets") as w:
+        g, s = start_fakes(w)
+        cfg = write_config(w.path, g, s, log_level='"debug"')
+        rc, out, err = run_once(w.path, cfg, "--once")
+        assert rc == 0, (rc, err[-2000:])
+        assert API_KEY not in err and API_KEY not in out
+        assert "ya29." not in err
+        assert "PRIVATE KEY" not in err
+        assert "assertion=" not in err or "assertion=*" in err
+        # Personal fields of sales never appear: pick post codes from the truth.
+        for sale in s.truth("sales")[:50]:
+            loc = sale.get("location") or {}
+            pc = loc.get("postCode") if isinstance(loc, dict) else None
+            if isinstance(pc, str) and len(pc) > 4:
+                assert pc not in err, "a post code reached the log"
+
+
+if __name__ == "__main__":
+    t = Tap()
+    for fn in (test_command_line_errors_exit_64_and_help_exits_0,
+               test_missing_config_file_exits_78,
+               test_ready_status_and_stopping_are_notified,
+               test_sigterm_during_a_slow_transfer_exits_within_5s,
+               test_sighup_with_a_broken_file_keeps_the_old_configuration,
+               test_watchdog_is_fed_when_enabled,
+               test_no_watchdog_pings_without_watchdog_usec,
+               test_second_daemon_on_the_same_state_dir_is_refused,
+               test_logs_hold_no_secret_at_debug_level):
+        t.run(fn)
+    t.done()

@@ -1,0 +1,182 @@
+#!/usr/bin/python3
+"""Exactly once, end to end: first runs, reruns, growth, paging, dry run,
+daemon mode. Every test compares
+BigQuery's rows with the source's ground truth: same keys, none twice, every
+value equal after coercion."""
+import json
+import os
+import random
+import time
+
+from harness import (API_KEY, Daemon, GoogleFake, SeeTicketsFake, Tap, Workdir, check_exactly_once,
+                     expected_rows, run_once, write_config, PROJECT)
+
+SEED = int(os.environ.get("STBQ_TEST_SEED", "0")) or random.randrange(1, 1 << 30)
+
+
+def setup(w, *st_args, google_args=(), **cfg):
+    g = w.add(GoogleFake(w.path, *google_args))
+    s = w.add(SeeTicketsFake(w.path, *st_args))
+    return g, s, write_config(w.path, g, s, **cfg)
+
+
+def once_ok(w, cfg, *args):
+    rc, out, err = run_once(w.path, cfg, "--once", *args)
+    assert rc == 0, f"exit {rc}: {err[-3000:]}"
+    return out, err
+
+
+def insert_calls(g):
+    return [r for r in g.requests() if r["path"].endswith("/insertAll")]
+
+
+def test_first_run_loads_every_row_exactly_once():
+    with Workdir("first") as w:
+        g, s, cfg = setup(w)
+        out, err = once_ok(w, cfg)
+        assert check_exactly_once(g, s, "events") > 0
+        assert check_exactly_once(g, s, "sales") > 0
+        assert "FEED=sales" in err and "ROWS_INSERTED=" in err
+        metrics = open(os.path.join(w.path, "metrics.prom")).read()
+        assert 'seetickets_bq_rows_inserted_total{feed="sales"}' in metrics
+
+
+def test_rerun_inserts_nothing():
+    with Workdir("rerun") as w:
+        g, s, cfg = setup(w)
+        once_ok(w, cfg)
+        g.call("DELETE", "/_fake/requests")
+        once_ok(w, cfg)
+        assert insert_calls(g) == [], "a second run sent rows again"
+        check_exactly_once(g, s, "sales")
+        check_exactly_once(g, s, "events")
+
+
+def test_growth_between_runs_is_loaded_once():
+    with Workdir("growth") as w:
+        g, s, cfg = setup(w)
+        once_ok(w, cfg)
+        s.grow(sales=37, events=3)
+        once_ok(w, cfg)
+        check_exactly_once(g, s, "events")
+        check_exactly_once(g, s, "sales")
+
+
+def test_short_server_pages_are_followed_to_the_empty_page():
+    with Workdir("shortpages") as w:
+        g, s, cfg = setup(w, "--page-cap", "7", "--sales", "300")
+        once_ok(w, cfg)
+        check_exactly_once(g, s, "events")
+        check_exactly_once(g, s, "sales")
+
+
+def test_a_server_ignoring_offset_stops_paging_with_a_warning():
+    with Workdir("nooffset") as w:
+        g, s, cfg = setup(w, "--ignore-offset", "--default-limit", "5")
+        rc, out, err = run_once(w.path, cfg, "--once", "--feed", "events")
+        assert rc == 0, err[-2000:]
+        assert "ignore offset" in err, err[-2000:]
+        rows = g.rows("events")
+        assert 0 < len(rows) <= 50
+        assert len({r["id"] for r in rows}) == len(rows)
+
+
+def test_rows_already_in_bigquery_are_not_sent_again():
+    with Workdir("preseeded") as w:
+        g, s, cfg = setup(w)
+        want, _ = expected_rows(s, "sales")
+        half = sorted(want)[: len(want) // 2]
+        g.create_table("sales")
+        g.add_rows("sales", [want[k] for k in half])
+        once_ok(w, cfg)
+        check_exactly_once(g, s, "sales")
+
+
+def test_dry_run_prints_new_rows_and_writes_nothing():
+    with Workdir("dryrun") as w:
+        g, s, cfg = setup(w)
+        once_ok(w, cfg, "--feed", "events")
+        rc, out, err = run_once(w.path, cfg, "--dry-run", "--feed", "sales")
+        assert rc == 0, err[-2000:]
+        lines = [json.loads(l) for l in out.splitlines() if l.strip()]
+        want, _ = expected_rows(s, "sales")
+        assert {r["uniqueCode"] for r in lines} == set(want)
+        assert len(lines) == len(want)
+        assert g.rows("sales") == []
+        spool = os.path.join(w.path, "state", "spool")
+        assert not [f for f in os.listdir(spool) if f.startswith("sales")]
+        assert not os.path.exists(os.path.join(w.path, "state", "rejected-sales.ndjson")) or \
+            open(os.path.join(w.path, "state", "rejected-sales.ndjson")).read() == ""
+        once_ok(w, cfg)
+        rc, out, err = run_once(w.path, cfg, "--dry-run")
+        assert rc == 0 and out.strip() == "", out[:500]
+
+
+def test_daemon_mode_loads_growth_over_several_intervals():
+    with Workdir("daemon") as w:
+        g, s, cfg = setup(w, **{"sales.interval": "1", "events.interval": "1"})
+        d = w.add(Daemon(w.path, cfg))
+        d.wait_notify("READY=1")
+        for _ in range(5):
+            s.grow(sales=9, events=1)
+            time.sleep(1.0)
+        # The source stops growing; the daemon must catch up on its own.
+        want, _ = expected_rows(s, "sales")
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and len(g.rows("sales")) < len(want):
+            time.sleep(0.5)
+        assert d.stop() == 0
+        check_exactly_once(g, s, "events")
+        check_exactly_once(g, s, "sales")
+        assert len(d.notified("STATUS=sales")) >= 3
+
+
+def test_rows_without_key_or_with_bad_values_are_dead_lettered():
+    with Workdir("badrows") as w:
+        g, s, cfg = setup(w)
+        s.post("/_fake/bad_rows", {"sales": [
+            {"eventId": "DF-1", "sold": 1},
+            {"uniqueCode": "BADSOLD0001", "sold": "several", "eventId": "DF-1"},
+            {"uniqueCode": "BADLOC0001", "location": "London", "eventId": "DF-1"},
+        ]})
+        # The bad rows belong to an event code we must ask for.
+        once_ok(w, cfg, "--feed", "events")
+        codes = sorted({str(r["id"]) for r in s.truth("events")} | {"DF-1"})
+        conf = write_config(w.path, g, s, **{"sales.event_codes": json.dumps(codes).replace("[", "[ ").replace("]", " ]")})
+        once_ok(w, conf)
+        path = os.path.join(w.path, "state", "rejected-sales.ndjson")
+        rej = [json.loads(l) for l in open(path)]
+        assert len(rej) == 3, rej
+        for r in rej:
+            assert r["reason"] and r["time"] and "row" in r
+        keys = {r["uniqueCode"] for r in g.rows("sales")}
+        assert "BADSOLD0001" not in keys and "BADLOC0001" not in keys
+        once_ok(w, conf)
+        assert len(open(path).read().splitlines()) == 3, "dead letters repeated"
+
+
+def test_api_key_from_secret_manager():
+    with Workdir("secret") as w:
+        g, s, _ = setup(w)
+        g.post("/_fake/secrets", {"name": f"projects/{PROJECT}/secrets/st-key", "data": API_KEY + "\n"})
+        cfg = write_config(w.path, g, s, **{
+            "seetickets.api_key_file": None,
+            "seetickets.api_key_secret": json.dumps(f"projects/{PROJECT}/secrets/st-key/versions/latest")})
+        once_ok(w, cfg)
+        check_exactly_once(g, s, "sales")
+
+
+if __name__ == "__main__":
+    t = Tap()
+    for fn in (test_first_run_loads_every_row_exactly_once,
+               test_rerun_inserts_nothing,
+               test_growth_between_runs_is_loaded_once,
+               test_short_server_pages_are_followed_to_the_empty_page,
+               test_a_server_ignoring_offset_stops_paging_with_a_warning,
+               test_rows_already_in_bigquery_are_not_sent_again,
+               test_dry_run_prints_new_rows_and_writes_nothing,
+               test_daemon_mode_loads_growth_over_several_intervals,
+               test_rows_without_key_or_with_bad_values_are_dead_lettered,
+               test_api_key_from_secret_manager):
+        t.run(fn)
+    t.done()

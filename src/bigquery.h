@@ -13,13 +13,13 @@
 #include "http.h"
 #include "schema.h"
 
-#define BQ_MAX_ROWS_PER_INSERT  50000      /* API hard limit; config batch_rows <= this */
-#define BQ_MAX_BYTES_PER_INSERT 10000000   /* 10 MB request limit                    */
-#define BQ_SEED_PAGE_ROWS       100000     /* maxResults for seeding pages           */
-#define BQ_QUERY_TIMEOUT_MS     10000      /* jobs.query / getQueryResults wait hint */
-#define BQ_ROW_RESEND_ROUNDS    5          /* resends of stopped/timeout rows per call */
-#define BQ_JOB_POLL_MS          2000       /* jobs.get polling period                */
-#define BQ_JOB_MAX_WAIT_MS      600000     /* give up waiting for one load job       */
+#define BQ_MAX_ROWS_PER_INSERT  50000    /* API hard limit; config batch_rows <= this */
+#define BQ_MAX_BYTES_PER_INSERT 10000000 /* 10 MB request limit                    */
+#define BQ_SEED_PAGE_ROWS       100000   /* maxResults for seeding pages           */
+#define BQ_QUERY_TIMEOUT_MS     10000    /* jobs.query / getQueryResults wait hint */
+#define BQ_ROW_RESEND_ROUNDS    5        /* resends of stopped/timeout rows per call */
+#define BQ_JOB_POLL_MS          2000     /* jobs.get polling period                */
+#define BQ_JOB_MAX_WAIT_MS      600000   /* give up waiting for one load job       */
 
 struct bq;
 
@@ -27,12 +27,13 @@ struct bq_options {
 	const char *endpoint; /* "https://bigquery.googleapis.com" (no trailing slash) */
 	const char *project;
 	const char *dataset;
-	const char *location; /* from config; replaced by the dataset's real location after bq_check_dataset */
+	const char *
+	        location; /* from config; replaced by the dataset's real location after bq_check_dataset */
 	enum config_insert_method method;
 	size_t batch_rows;
 	size_t batch_bytes;
-	struct gauth *auth;              /* borrowed */
-	struct http_client *http;        /* borrowed */
+	struct gauth *auth;               /* borrowed */
+	struct http_client *http;         /* borrowed */
 	const struct http_policy *policy; /* borrowed */
 };
 
@@ -58,7 +59,7 @@ typedef int (*bq_row_fn)(const char *const *values, const size_t *lens, size_t n
  * as pages arrive; never holds more than one page. `progress` (may be NULL)
  * is called after each page with the rows delivered so far. */
 int bq_query(struct bq *b, const char *sql, bq_row_fn fn, void *userdata,
-	     void (*progress)(size_t rows_so_far, void *userdata));
+             void (*progress)(size_t rows_so_far, void *userdata));
 
 enum bq_row_state {
 	BQ_ROW_PENDING = 0, /* not confirmed (yet): keep it spooled */
@@ -82,7 +83,7 @@ struct bq_row_status {
  * otherwise the negative errno of the failure that stopped it (-EAGAIN
  * transient, -EACCES permission, -ENOENT table missing, -ECANCELED). */
 int bq_insert(struct bq *b, const char *table, json_t *const *rows, const char *const *keys,
-	      size_t n, struct bq_row_status *status);
+              size_t n, struct bq_row_status *status);
 
 /* Counters since start, for metrics and logs. */
 struct bq_stats {

@@ -30,7 +30,7 @@ struct config_feed {
 };
 
 struct config {
-	char *path; /* the file this was read from */
+	char *path;    /* the file this was read from */
 	int log_level; /* LOG_* from syslog.h */
 	char *state_dir;
 	char *metrics_file; /* "" = off */
@@ -83,9 +83,5 @@ struct config {
  * if the caller does not want it). */
 int config_load(const char *path, struct config **out, char **errors);
 void config_free(struct config *c); /* accepts NULL */
-
-
-
-
 
 #endif

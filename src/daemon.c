@@ -75,11 +75,11 @@ static struct clients *clients_new(struct daemon *d, const struct config *c)
 	if (!cl)
 		return NULL;
 	struct http_options go = {
-		.ca_file = c->google.ca_file,
-		.timeout_s = DAEMON_GOOGLE_TIMEOUT_S,
-		.max_response_bytes = DAEMON_GOOGLE_MAX_RESPONSE,
-		.cancelled = d->loop ? loop_cancelled : NULL,
-		.cancel_userdata = d->loop,
+	        .ca_file = c->google.ca_file,
+	        .timeout_s = DAEMON_GOOGLE_TIMEOUT_S,
+	        .max_response_bytes = DAEMON_GOOGLE_MAX_RESPONSE,
+	        .cancelled = d->loop ? loop_cancelled : NULL,
+	        .cancel_userdata = d->loop,
 	};
 	struct http_options so = go;
 	so.timeout_s = c->seetickets.timeout;
@@ -88,14 +88,14 @@ static struct clients *clients_new(struct daemon *d, const struct config *c)
 	cl->st_http = http_client_new(&so);
 	if (!cl->google_http || !cl->st_http) {
 		log_error("cannot set up HTTP (is the CA file %s readable?)",
-			  c->google.ca_file[0] ? c->google.ca_file : "of the system");
+		          c->google.ca_file[0] ? c->google.ca_file : "of the system");
 		goto fail;
 	}
 	struct gauth_options ao = {
-		.credentials = c->google.credentials,
-		.metadata_host = c->google.metadata_host,
-		.http = cl->google_http,
-		.policy = &d->policy,
+	        .credentials = c->google.credentials,
+	        .metadata_host = c->google.metadata_host,
+	        .http = cl->google_http,
+	        .policy = &d->policy,
 	};
 	cl->auth = gauth_new(&ao, err, sizeof(err));
 	if (!cl->auth) {
@@ -103,24 +103,24 @@ static struct clients *clients_new(struct daemon *d, const struct config *c)
 		goto fail;
 	}
 	struct bq_options bo = {
-		.endpoint = c->google.bigquery_endpoint,
-		.project = c->bigquery.project,
-		.dataset = c->bigquery.dataset,
-		.location = c->bigquery.location,
-		.method = c->bigquery.insert_method,
-		.batch_rows = (size_t)c->bigquery.batch_rows,
-		.batch_bytes = (size_t)c->bigquery.batch_bytes,
-		.auth = cl->auth,
-		.http = cl->google_http,
-		.policy = &d->policy,
+	        .endpoint = c->google.bigquery_endpoint,
+	        .project = c->bigquery.project,
+	        .dataset = c->bigquery.dataset,
+	        .location = c->bigquery.location,
+	        .method = c->bigquery.insert_method,
+	        .batch_rows = (size_t)c->bigquery.batch_rows,
+	        .batch_bytes = (size_t)c->bigquery.batch_bytes,
+	        .auth = cl->auth,
+	        .http = cl->google_http,
+	        .policy = &d->policy,
 	};
 	struct st_options sto = {
-		.base_url = c->seetickets.base_url,
-		.http = cl->st_http,
-		.policy = &d->policy,
-		.page_size = c->seetickets.page_size,
-		.timeout_s = c->seetickets.timeout,
-		.max_response_bytes = (size_t)c->seetickets.max_response_bytes,
+	        .base_url = c->seetickets.base_url,
+	        .http = cl->st_http,
+	        .policy = &d->policy,
+	        .page_size = c->seetickets.page_size,
+	        .timeout_s = c->seetickets.timeout,
+	        .max_response_bytes = (size_t)c->seetickets.max_response_bytes,
 	};
 	cl->bq = bq_new(&bo);
 	cl->st = st_client_new(&sto);
@@ -147,12 +147,12 @@ static int ensure_key(struct daemon *d)
 static void feeds_set_env(struct daemon *d)
 {
 	struct feed_env env = {
-		.cfg = d->cfg,
-		.bq = d->cl->bq,
-		.st = d->cl->st,
-		.loop = d->loop,
-		.dry_run = d->opts->dry_run,
-		.dry_out = stdout,
+	        .cfg = d->cfg,
+	        .bq = d->cl->bq,
+	        .st = d->cl->st,
+	        .loop = d->loop,
+	        .dry_run = d->opts->dry_run,
+	        .dry_out = stdout,
 	};
 	if (d->events)
 		feed_set_env(d->events, &env);
@@ -174,7 +174,7 @@ static int lock_state_dir(struct daemon *d)
 	int r = util_mkdir_p(d->cfg->state_dir, 0750);
 	if (r < 0) {
 		log_error("cannot create the state directory %s: %s", d->cfg->state_dir,
-			  strerror(-r));
+		          strerror(-r));
 		return r;
 	}
 	if (asprintf(&path, "%s/lock", d->cfg->state_dir) < 0)
@@ -183,8 +183,8 @@ static int lock_state_dir(struct daemon *d)
 	if (d->lock_fd < 0 || flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		r = -errno;
 		log_error("%s: %s", path,
-			  r == -EWOULDBLOCK ? "another seetickets-bq uses this state directory"
-					    : strerror(-r));
+		          r == -EWOULDBLOCK ? "another seetickets-bq uses this state directory"
+		                            : strerror(-r));
 		/* EWOULDBLOCK is EAGAIN; -EBUSY keeps "held by another" apart
 		 * from "service unavailable" for the exit status. */
 		if (r == -EWOULDBLOCK)
@@ -200,8 +200,8 @@ static int start_feed(struct daemon *d, struct feed *f)
 	const char *table = f == d->sales ? d->cfg->sales.feed.table : d->cfg->events.feed.table;
 	int r = bq_ensure_table(d->cl->bq, table, feed_schema(f), create);
 	if (r == -ENOENT && d->opts->dry_run) {
-		log_notice("%s: table %s does not exist; a dry run treats it as empty", feed_name(f),
-			   table);
+		log_notice("%s: table %s does not exist; a dry run treats it as empty",
+		           feed_name(f), table);
 		return 0;
 	}
 	if (r == 0)
@@ -220,11 +220,15 @@ static int startup(struct daemon *d)
 	d->cl = clients_new(d, d->cfg);
 	if (!d->cl)
 		return -EINVAL;
-	struct feed_env env = {.cfg = d->cfg, .bq = d->cl->bq, .st = d->cl->st, .loop = d->loop,
-			       .dry_run = d->opts->dry_run, .dry_out = stdout};
+	struct feed_env env = {.cfg = d->cfg,
+	                       .bq = d->cl->bq,
+	                       .st = d->cl->st,
+	                       .loop = d->loop,
+	                       .dry_run = d->opts->dry_run,
+	                       .dry_out = stdout};
 	/* The events feed also serves the sales feed's automatic event codes. */
 	bool need_events = feed_wanted(d, FEED_EVENTS) ||
-			   (feed_wanted(d, FEED_SALES) && d->cfg->sales.n_event_codes == 0);
+	                   (feed_wanted(d, FEED_SALES) && d->cfg->sales.n_event_codes == 0);
 	if (need_events && !(d->events = feed_new(FEED_EVENTS, &env)))
 		return -ENOMEM;
 	if (feed_wanted(d, FEED_SALES)) {
@@ -254,17 +258,17 @@ static int write_metrics(struct daemon *d)
 		const char *name, *help, *type;
 		size_t off;
 	} counters[] = {
-		{"rows_fetched_total", "Rows read from See Tickets.", "counter",
-		 offsetof(struct feed_totals, fetched)},
-		{"rows_new_total", "New rows accepted into the spool.", "counter",
-		 offsetof(struct feed_totals, fresh)},
-		{"rows_inserted_total", "Rows confirmed by BigQuery.", "counter",
-		 offsetof(struct feed_totals, inserted)},
-		{"rows_rejected_total", "Rows dead-lettered.", "counter",
-		 offsetof(struct feed_totals, rejected)},
-		{"polls_total", "Polls run.", "counter", offsetof(struct feed_totals, polls)},
-		{"poll_failures_total", "Polls that ended with an error.", "counter",
-		 offsetof(struct feed_totals, failures)},
+	        {"rows_fetched_total", "Rows read from See Tickets.", "counter",
+	         offsetof(struct feed_totals, fetched)},
+	        {"rows_new_total", "New rows accepted into the spool.", "counter",
+	         offsetof(struct feed_totals, fresh)},
+	        {"rows_inserted_total", "Rows confirmed by BigQuery.", "counter",
+	         offsetof(struct feed_totals, inserted)},
+	        {"rows_rejected_total", "Rows dead-lettered.", "counter",
+	         offsetof(struct feed_totals, rejected)},
+	        {"polls_total", "Polls run.", "counter", offsetof(struct feed_totals, polls)},
+	        {"poll_failures_total", "Polls that ended with an error.", "counter",
+	         offsetof(struct feed_totals, failures)},
 	};
 	struct {
 		const char *name;
@@ -274,36 +278,37 @@ static int write_metrics(struct daemon *d)
 
 	for (size_t i = 0; i < UTIL_ARRAY_SIZE(counters); i++) {
 		buf_printf(&b, "# HELP seetickets_bq_%s %s\n# TYPE seetickets_bq_%s %s\n",
-			   counters[i].name, counters[i].help, counters[i].name, counters[i].type);
+		           counters[i].name, counters[i].help, counters[i].name, counters[i].type);
 		for (size_t k = 0; k < UTIL_ARRAY_SIZE(feeds); k++) {
 			if (!feeds[k].f)
 				continue;
 			const unsigned long long *v =
-				(const void *)((const char *)feeds[k].t + counters[i].off);
+			        (const void *)((const char *)feeds[k].t + counters[i].off);
 			buf_printf(&b, "seetickets_bq_%s{feed=\"%s\"} %llu\n", counters[i].name,
-				   feeds[k].name, *v);
+			           feeds[k].name, *v);
 		}
 	}
 	buf_puts(&b, "# HELP seetickets_bq_known_keys Keys in BigQuery or spooled.\n"
-		     "# TYPE seetickets_bq_known_keys gauge\n");
+	             "# TYPE seetickets_bq_known_keys gauge\n");
 	for (size_t k = 0; k < UTIL_ARRAY_SIZE(feeds); k++)
 		if (feeds[k].f)
 			buf_printf(&b, "seetickets_bq_known_keys{feed=\"%s\"} %zu\n", feeds[k].name,
-				   feed_known(feeds[k].f));
+			           feed_known(feeds[k].f));
 	buf_puts(&b, "# HELP seetickets_bq_spool_segments Spool segments waiting for BigQuery.\n"
-		     "# TYPE seetickets_bq_spool_segments gauge\n");
+	             "# TYPE seetickets_bq_spool_segments gauge\n");
 	for (size_t k = 0; k < UTIL_ARRAY_SIZE(feeds); k++)
 		if (feeds[k].f)
 			buf_printf(&b, "seetickets_bq_spool_segments{feed=\"%s\"} %zu\n",
-				   feeds[k].name, feed_spooled(feeds[k].f));
-	buf_puts(&b, "# HELP seetickets_bq_last_success_timestamp_seconds End of the last "
-		     "successful poll.\n# TYPE seetickets_bq_last_success_timestamp_seconds gauge\n");
+			           feeds[k].name, feed_spooled(feeds[k].f));
+	buf_puts(&b,
+	         "# HELP seetickets_bq_last_success_timestamp_seconds End of the last "
+	         "successful poll.\n# TYPE seetickets_bq_last_success_timestamp_seconds gauge\n");
 	for (size_t k = 0; k < UTIL_ARRAY_SIZE(feeds); k++)
 		if (feeds[k].f)
 			buf_printf(&b,
-				   "seetickets_bq_last_success_timestamp_seconds{feed=\"%s\"} "
-				   "%" PRId64 "\n",
-				   feeds[k].name, feeds[k].t->last_success);
+			           "seetickets_bq_last_success_timestamp_seconds{feed=\"%s\"} "
+			           "%" PRId64 "\n",
+			           feeds[k].name, feeds[k].t->last_success);
 	int r = b.data ? util_write_file_atomic(path, b.data, b.len, 0644) : -ENOMEM;
 	if (r < 0)
 		log_warning("cannot write metrics file %s: %s", path, strerror(-r));
@@ -323,9 +328,10 @@ static int run_poll(struct daemon *d, struct feed *f, struct feed_totals *t)
 	}
 	if (r == -EKEYREJECTED) {
 		char src[300];
-		log_error("%s: See Tickets refused the API key from %s; it is read again before the "
-			  "next poll (check the key, or send SIGHUP after rotating it)",
-			  feed_name(f), secret_describe(d->cfg, src, sizeof(src)));
+		log_error(
+		        "%s: See Tickets refused the API key from %s; it is read again before the "
+		        "next poll (check the key, or send SIGHUP after rotating it)",
+		        feed_name(f), secret_describe(d->cfg, src, sizeof(src)));
 		secbuf_free(d->cl->key);
 		d->cl->key = NULL;
 		st_client_set_key(d->cl->st, NULL);
@@ -348,19 +354,20 @@ static int run_poll(struct daemon *d, struct feed *f, struct feed_totals *t)
 	snprintf(v[4], sizeof(v[4]), "%" PRIu64, st.duration_ms);
 	snprintf(v[5], sizeof(v[5]), "%zu", feed_spooled(f));
 	struct log_field fields[] = {
-		{"FEED", feed_name(f)},   {"ROWS_FETCHED", v[0]}, {"ROWS_NEW", v[1]},
-		{"ROWS_INSERTED", v[2]},  {"ROWS_REJECTED", v[3]}, {"DURATION_MS", v[4]},
-		{"SPOOL_SEGMENTS", v[5]},
+	        {"FEED", feed_name(f)},   {"ROWS_FETCHED", v[0]},  {"ROWS_NEW", v[1]},
+	        {"ROWS_INSERTED", v[2]},  {"ROWS_REJECTED", v[3]}, {"DURATION_MS", v[4]},
+	        {"SPOOL_SEGMENTS", v[5]},
 	};
 	log_write(r < 0 && r != -ECANCELED ? LOG_WARNING : LOG_INFO, fields,
-		  UTIL_ARRAY_SIZE(fields),
-		  "%s: fetched %zu, new %zu, inserted %zu, rejected %zu in %" PRIu64 " ms%s%s",
-		  feed_name(f), st.fetched, st.fresh, st.inserted, st.rejected, st.duration_ms,
-		  r < 0 ? "; failed: " : "", r < 0 ? strerror(-r) : "");
+	          UTIL_ARRAY_SIZE(fields),
+	          "%s: fetched %zu, new %zu, inserted %zu, rejected %zu in %" PRIu64 " ms%s%s",
+	          feed_name(f), st.fetched, st.fresh, st.inserted, st.rejected, st.duration_ms,
+	          r < 0 ? "; failed: " : "", r < 0 ? strerror(-r) : "");
 	if (d->loop)
-		loop_notify_status(d->loop, "%s: fetched %zu, new %zu, inserted %zu, rejected %zu%s",
-				   feed_name(f), st.fetched, st.fresh, st.inserted, st.rejected,
-				   r < 0 ? " (last poll failed, retrying)" : "");
+		loop_notify_status(d->loop,
+		                   "%s: fetched %zu, new %zu, inserted %zu, rejected %zu%s",
+		                   feed_name(f), st.fetched, st.fresh, st.inserted, st.rejected,
+		                   r < 0 ? " (last poll failed, retrying)" : "");
 	write_metrics(d);
 	return r;
 }
@@ -410,21 +417,24 @@ static void reload(void *ud)
 		for (char *line = strtok(errors ? errors : (char[]){""}, "\n"); line;
 		     line = strtok(NULL, "\n"))
 			log_error("%s", line);
-		log_error("configuration reload refused; the previous configuration stays in force");
+		log_error(
+		        "configuration reload refused; the previous configuration stays in force");
 		free(errors);
 		return;
 	}
 	free(errors);
 	if ((why = immutable_change(d->cfg, fresh)) != NULL) {
-		log_error("configuration reload refused: %s cannot change while running; restart the "
-			  "service to apply it",
-			  why);
+		log_error(
+		        "configuration reload refused: %s cannot change while running; restart the "
+		        "service to apply it",
+		        why);
 		config_free(fresh);
 		return;
 	}
 	struct clients *cl = clients_new(d, fresh);
 	if (!cl) {
-		log_error("configuration reload refused; the previous configuration stays in force");
+		log_error(
+		        "configuration reload refused; the previous configuration stays in force");
 		config_free(fresh);
 		return;
 	}
@@ -476,7 +486,7 @@ static int run_once(struct daemon *d)
 		struct feed_totals *t;
 		bool wanted;
 	} order[] = {{d->events, &d->tot_events, feed_wanted(d, FEED_EVENTS)},
-		     {d->sales, &d->tot_sales, feed_wanted(d, FEED_SALES)}};
+	             {d->sales, &d->tot_sales, feed_wanted(d, FEED_SALES)}};
 
 	for (size_t i = 0; i < UTIL_ARRAY_SIZE(order); i++) {
 		if (!order[i].f || !order[i].wanted)
@@ -505,15 +515,16 @@ static int run_loop(struct daemon *d)
 	/* Events first, so automatic sales codes include events found just now. */
 	if (d->events && feed_wanted(d, FEED_EVENTS))
 		d->timer_events = loop_add_timer(d->loop, "events", 0,
-						 (uint64_t)d->cfg->events.feed.interval * 1000,
-						 poll_events, d);
+		                                 (uint64_t)d->cfg->events.feed.interval * 1000,
+		                                 poll_events, d);
 	if (d->sales)
-		d->timer_sales = loop_add_timer(d->loop, "sales", 0,
-						(uint64_t)d->cfg->sales.feed.interval * 1000,
-						poll_sales, d);
+		d->timer_sales =
+		        loop_add_timer(d->loop, "sales", 0,
+		                       (uint64_t)d->cfg->sales.feed.interval * 1000, poll_sales, d);
 	loop_notify_ready(d->loop);
 	loop_notify_status(d->loop, "running: %zu events and %zu sales known",
-			   d->events ? feed_known(d->events) : 0, d->sales ? feed_known(d->sales) : 0);
+	                   d->events ? feed_known(d->events) : 0,
+	                   d->sales ? feed_known(d->sales) : 0);
 	log_info("seetickets-bq %s running", PACKAGE_VERSION);
 	int r = loop_run(d->loop);
 	loop_notify_stopping(d->loop);
@@ -526,7 +537,7 @@ int daemon_run(struct config *cfg, const struct daemon_options *o)
 	int status;
 
 	d.policy = o->once ? (struct http_policy){DAEMON_ONCE_ATTEMPTS, DAEMON_ONCE_BUDGET_MS}
-			   : (struct http_policy){DAEMON_HTTP_ATTEMPTS, DAEMON_HTTP_BUDGET_MS};
+	                   : (struct http_policy){DAEMON_HTTP_ATTEMPTS, DAEMON_HTTP_BUDGET_MS};
 	/* The loop owns the signals in every mode: --once must stop promptly too. */
 	d.loop = loop_new();
 	if (!d.loop) {

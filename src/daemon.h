@@ -6,12 +6,12 @@
 
 #include "config.h"
 
-#define DAEMON_HTTP_ATTEMPTS        6      /* tries per request while running as a daemon */
-#define DAEMON_HTTP_BUDGET_MS       180000 /* ... and at most this long                 */
-#define DAEMON_ONCE_ATTEMPTS        10     /* --once: about 60 s per request, then give up */
-#define DAEMON_ONCE_BUDGET_MS       60000
-#define DAEMON_GOOGLE_TIMEOUT_S     120    /* a query page can be 20 MB                 */
-#define DAEMON_GOOGLE_MAX_RESPONSE  (64u << 20)
+#define DAEMON_HTTP_ATTEMPTS       6      /* tries per request while running as a daemon */
+#define DAEMON_HTTP_BUDGET_MS      180000 /* ... and at most this long                 */
+#define DAEMON_ONCE_ATTEMPTS       10     /* --once: about 60 s per request, then give up */
+#define DAEMON_ONCE_BUDGET_MS      60000
+#define DAEMON_GOOGLE_TIMEOUT_S    120 /* a query page can be 20 MB                 */
+#define DAEMON_GOOGLE_MAX_RESPONSE (64u << 20)
 
 struct daemon_options {
 	const char *config_path;

@@ -27,7 +27,7 @@
 #include "spool.h"
 #include "util.h"
 
-#define FEED_DRAIN_CHUNK_ROWS  10000       /* rows handed to bq_insert at once */
+#define FEED_DRAIN_CHUNK_ROWS  10000 /* rows handed to bq_insert at once */
 #define FEED_DRAIN_CHUNK_BYTES (8u << 20)
 #define FEED_IDENTITY_PREFIX   "\x01sha256:" /* cannot clash with a key: keys have no control chars */
 #define FEED_DATE_FIRST_START  "2000-01-01T00:00:00Z"
@@ -42,15 +42,15 @@ struct segstate {
 	char *path;
 	unsigned char *done; /* per line number (1-based) */
 	size_t cap;
-	bool scan;           /* found at start-up: decide per line against BigQuery's keys */
+	bool scan; /* found at start-up: decide per line against BigQuery's keys */
 };
 
 struct feed {
 	enum feed_kind kind;
 	const struct schema *schema;
 	struct feed_env env;
-	struct keyset *seen;      /* in BigQuery or spooled */
-	struct keyset *rejected;  /* identities of dead-lettered rows */
+	struct keyset *seen;     /* in BigQuery or spooled */
+	struct keyset *rejected; /* identities of dead-lettered rows */
 	struct spool *spool;
 	struct segstate *segs;
 	size_t nsegs;
@@ -148,19 +148,19 @@ static int dead_letter(struct feed *f, const json_t *row, const char *reason, co
 	const json_t *k = json_is_object(row) ? json_object_get(row, f->schema->key) : NULL;
 	if (json_is_string(k))
 		key = json_string_value(k);
-	else if (json_is_integer(k) &&
-		 snprintf(keybuf, sizeof(keybuf), "%" JSON_INTEGER_FORMAT, json_integer_value(k)) > 0)
+	else if (json_is_integer(k) && snprintf(keybuf, sizeof(keybuf), "%" JSON_INTEGER_FORMAT,
+	                                        json_integer_value(k)) > 0)
 		key = keybuf;
 	/* The key only: the rest of a sale is personal data. */
 	log_warning("%s: row %s%s dead-lettered at %s stage: %s", feed_name(f),
-		    key ? "with key " : "without a key", key ? key : "", stage, reason);
+	            key ? "with key " : "without a key", key ? key : "", stage, reason);
 	if (f->env.dry_run)
 		return 0;
 
 	char when[32];
 	util_utc_now(when);
 	json_t *o = json_pack("{s:O,s:s,s:s,s:s}", "row", row, "reason", reason, "time", when,
-			      "stage", stage);
+	                      "stage", stage);
 	char *line = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 	json_decref(o);
 	char *path = state_path(f, "rejected-", ".ndjson");
@@ -179,7 +179,7 @@ static int dead_letter(struct feed *f, const json_t *row, const char *reason, co
 		}
 		if (r < 0)
 			log_error("%s: cannot write dead letter to %s: %s", feed_name(f), path,
-				  strerror(-r));
+			          strerror(-r));
 	}
 	free(line);
 	free(path);
@@ -267,7 +267,8 @@ static void seed_progress(size_t rows, void *ud)
 	if (now - f->seed_last_progress < FEED_SEED_PROGRESS_MS)
 		return;
 	f->seed_last_progress = now;
-	log_info("%s: seeding, %zu keys of table %s loaded so far", feed_name(f), rows, table_of(f));
+	log_info("%s: seeding, %zu keys of table %s loaded so far", feed_name(f), rows,
+	         table_of(f));
 	if (f->env.loop) {
 		loop_notify_status(f->env.loop, "seeding %s: %zu keys loaded", table_of(f), rows);
 		loop_notify_extend_timeout(f->env.loop, FEED_SEED_EXTEND_USEC);
@@ -321,10 +322,10 @@ int feed_seed(struct feed *f)
 	int r;
 	if (f->kind == FEED_SALES)
 		r = asprintf(&sql, "SELECT uniqueCode FROM `%s.%s.%s` WHERE uniqueCode IS NOT NULL",
-			     c->bigquery.project, c->bigquery.dataset, table_of(f));
+		             c->bigquery.project, c->bigquery.dataset, table_of(f));
 	else
 		r = asprintf(&sql, "SELECT id, starts FROM `%s.%s.%s` WHERE id IS NOT NULL",
-			     c->bigquery.project, c->bigquery.dataset, table_of(f));
+		             c->bigquery.project, c->bigquery.dataset, table_of(f));
 	if (r < 0)
 		return -ENOMEM;
 	uint64_t start = util_now_ms();
@@ -334,14 +335,14 @@ int feed_seed(struct feed *f)
 	free(sql);
 	if (r < 0) {
 		log_error("%s: seeding from table %s failed: %s", feed_name(f), table_of(f),
-			  strerror(-r));
+		          strerror(-r));
 		return r;
 	}
 	r = load_rejected(f);
 	if (r < 0)
 		log_warning("%s: cannot read earlier dead letters: %s", feed_name(f), strerror(-r));
 	log_info("%s: %zu keys known in table %s (seeded in %" PRIu64 " ms)", feed_name(f),
-		 keyset_count(f->seen), table_of(f), util_now_ms() - start);
+	         keyset_count(f->seen), table_of(f), util_now_ms() - start);
 	return 0;
 }
 
@@ -393,8 +394,8 @@ struct drain {
 	const char **keys;
 	size_t *linenos;
 	size_t n, cap, bytes;
-	size_t pending;      /* lines visited and still unconfirmed */
-	bool scan_only;      /* start-up scan: decide and count, send nothing */
+	size_t pending; /* lines visited and still unconfirmed */
+	bool scan_only; /* start-up scan: decide and count, send nothing */
 };
 
 static int drain_flush(struct drain *d)
@@ -512,8 +513,8 @@ static int scan_segment(struct feed *f, size_t i)
 	int r = spool_foreach(f->spool, i, drain_line, &d);
 	s->scan = false;
 	if (d.pending)
-		log_info("%s: %zu spooled rows from an earlier run still to send (%s)", feed_name(f),
-			 d.pending, spool_path(f->spool, i));
+		log_info("%s: %zu spooled rows from an earlier run still to send (%s)",
+		         feed_name(f), d.pending, spool_path(f->spool, i));
 	return r;
 }
 
@@ -566,15 +567,15 @@ static int open_spool(struct feed *f)
 		return 0;
 	int r = spool_open(f->env.cfg->state_dir, feed_name(f), &f->spool);
 	if (r < 0) {
-		log_error("%s: cannot open the spool in %s: %s", feed_name(f), f->env.cfg->state_dir,
-			  strerror(-r));
+		log_error("%s: cannot open the spool in %s: %s", feed_name(f),
+		          f->env.cfg->state_dir, strerror(-r));
 		return r;
 	}
 	for (size_t i = 0; i < spool_count(f->spool); i++) {
 		r = scan_segment(f, i);
 		if (r < 0) {
 			log_error("%s: cannot read spool segment %s: %s", feed_name(f),
-				  spool_path(f->spool, i), strerror(-r));
+			          spool_path(f->spool, i), strerror(-r));
 			spool_free(f->spool);
 			f->spool = NULL;
 			while (f->nsegs)
@@ -597,7 +598,7 @@ int feed_replay(struct feed *f)
 	r = drain_all(f);
 	if (r < 0 && r != -ECANCELED)
 		log_warning("%s: spooled rows could not all be sent yet (%s); they stay spooled",
-			    feed_name(f), strerror(-r));
+		            feed_name(f), strerror(-r));
 	return r;
 }
 
@@ -650,7 +651,8 @@ static int on_page(json_t *rows, void *ud)
 	if (!pc->page_keys)
 		return -ENOMEM;
 
-	json_array_foreach(rows, i, api) {
+	json_array_foreach(rows, i, api)
+	{
 		json_t *bq = NULL;
 		f->last.fetched++;
 		if (is_rejected(f, api))
@@ -693,8 +695,8 @@ static int on_page(json_t *rows, void *ud)
 	}
 
 	if (f->env.dry_run) {
-		if (pc->ndjson.len && fwrite(pc->ndjson.data, 1, pc->ndjson.len, f->env.dry_out) !=
-					      pc->ndjson.len)
+		if (pc->ndjson.len &&
+		    fwrite(pc->ndjson.data, 1, pc->ndjson.len, f->env.dry_out) != pc->ndjson.len)
 			return -EIO;
 	} else {
 		int r = accept_page(pc);
@@ -702,9 +704,9 @@ static int on_page(json_t *rows, void *ud)
 			/* Not durable, so not accepted: these keys stay unknown and
 			 * the rows are fetched again once the disk has room. */
 			log_error("%s: cannot spool %zu new rows (%s); fetching stops until the "
-				  "spool can be written (free space in %s)",
-				  feed_name(f), keyset_count(pc->page_keys), strerror(-r),
-				  f->env.cfg->state_dir);
+			          "spool can be written (free space in %s)",
+			          feed_name(f), keyset_count(pc->page_keys), strerror(-r),
+			          f->env.cfg->state_dir);
 			f->last.fresh -= keyset_count(pc->page_keys);
 			return r;
 		}
@@ -781,8 +783,9 @@ static int fetch(struct feed *f, struct page_ctx *pc)
 	if (!codes)
 		return -ENOMEM;
 	if (n == 0) {
-		log_notice("sales: no event codes to ask for (no known event started within %d days)",
-			   f->env.cfg->sales.event_lookback_days);
+		log_notice(
+		        "sales: no event codes to ask for (no known event started within %d days)",
+		        f->env.cfg->sales.event_lookback_days);
 		free(codes);
 		return 0;
 	}
@@ -797,13 +800,14 @@ static int fetch(struct feed *f, struct page_ctx *pc)
 		strftime(end, sizeof(end), "%Y-%m-%dT%H:%M:%SZ", &tm);
 	}
 	int r = st_fetch_sales(f->env.st, codes, n, (size_t)f->env.cfg->sales.codes_per_request,
-			       window ? start : NULL, window ? end : NULL, on_page, pc);
+	                       window ? start : NULL, window ? end : NULL, on_page, pc);
 	free(codes);
 	/* The window moves only once its rows are durable in the spool. */
 	if (r == 0 && window && !f->env.dry_run) {
 		int w = write_checkpoint(f, now - FEED_DATE_OVERLAP_S);
 		if (w < 0)
-			log_warning("sales: cannot write the date-filter checkpoint: %s", strerror(-w));
+			log_warning("sales: cannot write the date-filter checkpoint: %s",
+			            strerror(-w));
 	}
 	return r;
 }

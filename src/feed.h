@@ -18,9 +18,9 @@
 #include "schema.h"
 #include "seetickets.h"
 
-#define FEED_SEED_PROGRESS_MS   5000      /* a progress record every 5 s while seeding */
-#define FEED_SEED_EXTEND_USEC   30000000  /* EXTEND_TIMEOUT_USEC sent with each progress */
-#define FEED_DATE_OVERLAP_S     3600      /* date-filter windows overlap; keys remove repeats */
+#define FEED_SEED_PROGRESS_MS 5000     /* a progress record every 5 s while seeding */
+#define FEED_SEED_EXTEND_USEC 30000000 /* EXTEND_TIMEOUT_USEC sent with each progress */
+#define FEED_DATE_OVERLAP_S   3600     /* date-filter windows overlap; keys remove repeats */
 
 enum feed_kind { FEED_EVENTS, FEED_SALES };
 
@@ -29,8 +29,8 @@ struct feed_env {
 	const struct config *cfg;
 	struct bq *bq;
 	struct st_client *st;
-	struct loop *loop;   /* NULL in --once mode */
-	bool dry_run;        /* print new rows to dry_out, write no state */
+	struct loop *loop; /* NULL in --once mode */
+	bool dry_run;      /* print new rows to dry_out, write no state */
 	FILE *dry_out;
 };
 
@@ -38,8 +38,8 @@ struct feed_env {
 struct feed_stats {
 	size_t fetched, fresh, inserted, rejected;
 	uint64_t duration_ms;
-	int error;           /* 0 or the negative errno that ended the poll early */
-	bool rows_pending;   /* rows remain spooled, unconfirmed */
+	int error;         /* 0 or the negative errno that ended the poll early */
+	bool rows_pending; /* rows remain spooled, unconfirmed */
 };
 
 struct feed;
@@ -62,8 +62,8 @@ int feed_replay(struct feed *f);
 /* One poll. Fills *st; 0 or the negative errno of the failure. */
 int feed_poll(struct feed *f, struct feed_stats *st);
 
-size_t feed_known(const struct feed *f);      /* keys in the set */
-size_t feed_spooled(const struct feed *f);    /* segments waiting */
+size_t feed_known(const struct feed *f);   /* keys in the set */
+size_t feed_spooled(const struct feed *f); /* segments waiting */
 const struct feed_stats *feed_last(const struct feed *f);
 
 /* Event codes for the sales feed: the configured list, or every known event

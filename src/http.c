@@ -608,8 +608,8 @@ int http_perform(struct http_client *c, const struct http_request *req, struct h
 	http_response_reset(resp);
 	url_for_log(req->url, logurl, sizeof(logurl));
 
-	if (!req->url ||
-	    !(url_allowed(req->url) || (req->plain_http && util_str_has_prefix(req->url, "http://")))) {
+	if (!req->url || !(url_allowed(req->url) ||
+	                   (req->plain_http && util_str_has_prefix(req->url, "http://")))) {
 		r = -EPERM;
 		set_errmsg(resp, "URL refused by policy: https only, plain http only to loopback");
 		goto out;

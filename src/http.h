@@ -17,14 +17,14 @@
 #include "secbuf.h"
 #include "util.h"
 
-#define HTTP_CONNECT_TIMEOUT_S    10
-#define HTTP_LOW_SPEED_BYTES      1      /* abort if slower than this ...     */
-#define HTTP_LOW_SPEED_TIME_S     30     /* ... for this long                 */
-#define HTTP_BACKOFF_BASE_MS      1000   /* first retry waits about 1 s       */
-#define HTTP_BACKOFF_CAP_MS       59000  /* each wait capped below 60 s       */
-#define HTTP_BACKOFF_JITTER_MS    1000   /* plus 0..1 s of jitter             */
-#define HTTP_RETRY_AFTER_MAX_MS   600000 /* a Retry-After over 10 min is clamped */
-#define HTTP_MAX_ERROR_BODY_LOG   200    /* bytes of an error body worth logging */
+#define HTTP_CONNECT_TIMEOUT_S  10
+#define HTTP_LOW_SPEED_BYTES    1      /* abort if slower than this ...     */
+#define HTTP_LOW_SPEED_TIME_S   30     /* ... for this long                 */
+#define HTTP_BACKOFF_BASE_MS    1000   /* first retry waits about 1 s       */
+#define HTTP_BACKOFF_CAP_MS     59000  /* each wait capped below 60 s       */
+#define HTTP_BACKOFF_JITTER_MS  1000   /* plus 0..1 s of jitter             */
+#define HTTP_RETRY_AFTER_MAX_MS 600000 /* a Retry-After over 10 min is clamped */
+#define HTTP_MAX_ERROR_BODY_LOG 200    /* bytes of an error body worth logging */
 
 struct http_client;
 
@@ -40,15 +40,15 @@ struct http_options {
 };
 
 struct http_request {
-	const char *method;            /* "GET", "POST", "PUT", "DELETE" */
+	const char *method; /* "GET", "POST", "PUT", "DELETE" */
 	const char *url;
-	const char *body;              /* NULL for none */
+	const char *body; /* NULL for none */
 	size_t body_len;
-	const char *content_type;      /* with a body: e.g. "application/json" */
-	const char *const *headers;    /* NULL-terminated "Name: value" list, never secret */
-	const struct secbuf *bearer;   /* if set: "Authorization: Bearer <secret>" */
-	long timeout_s;                /* 0: the client's default */
-	size_t max_response_bytes;     /* 0: the client's default */
+	const char *content_type;    /* with a body: e.g. "application/json" */
+	const char *const *headers;  /* NULL-terminated "Name: value" list, never secret */
+	const struct secbuf *bearer; /* if set: "Authorization: Bearer <secret>" */
+	long timeout_s;              /* 0: the client's default */
+	size_t max_response_bytes;   /* 0: the client's default */
 	/* Allow plain http:// to any host. Only for the GCE metadata server
 	 * (metadata.google.internal, 169.254.169.254), which speaks nothing
 	 * else and never leaves the VM; never set it for a configured URL. */
@@ -56,16 +56,16 @@ struct http_request {
 };
 
 struct http_response {
-	long status;          /* HTTP status, 0 when no response arrived */
-	struct buf body;      /* the body, NUL-terminated */
-	long retry_after_ms;  /* from Retry-After (seconds or HTTP-date), -1 if absent */
-	int error;            /* 0, or the transport error as a negative errno code:
+	long status;         /* HTTP status, 0 when no response arrived */
+	struct buf body;     /* the body, NUL-terminated */
+	long retry_after_ms; /* from Retry-After (seconds or HTTP-date), -1 if absent */
+	int error;           /* 0, or the transport error as a negative errno code:
 				 -ETIMEDOUT, -ECONNREFUSED, -ECONNRESET, -EHOSTUNREACH,
 				 -EPROTO (truncated/garbled), -EFBIG (over the size cap),
 				 -ECANCELED (stopping), -EACCES (TLS verification failed),
 				 -EPERM (URL refused by policy), -ENOMEM */
-	char errmsg[256];     /* human-readable transport error, scrubbed */
-	char *headers;        /* raw response header block of the final response */
+	char errmsg[256];    /* human-readable transport error, scrubbed */
+	char *headers;       /* raw response header block of the final response */
 };
 
 enum http_verdict {
@@ -78,12 +78,12 @@ enum http_verdict {
 
 /* How long to keep trying one request. */
 struct http_policy {
-	int max_attempts;  /* total tries including the first, >= 1 */
-	long budget_ms;    /* stop retrying once this much time has gone by (0: no limit) */
+	int max_attempts; /* total tries including the first, >= 1 */
+	long budget_ms;   /* stop retrying once this much time has gone by (0: no limit) */
 };
 
 struct http_client *http_client_new(const struct http_options *o); /* NULL on failure */
-void http_client_free(struct http_client *c);                       /* accepts NULL */
+void http_client_free(struct http_client *c);                      /* accepts NULL */
 
 /* One attempt. Returns 0 when an HTTP response (any status) was received,
  * otherwise the negative transport error (also stored in resp->error).
@@ -100,7 +100,7 @@ int http_perform(struct http_client *c, const struct http_request *req, struct h
  * or the transport error). `resp` always holds the last response. */
 typedef const char *(*http_reason_fn)(const struct http_response *resp, char *buf, size_t len);
 int http_send(struct http_client *c, const struct http_request *req, struct http_response *resp,
-	      const struct http_policy *policy, http_reason_fn reason_fn);
+              const struct http_policy *policy, http_reason_fn reason_fn);
 
 /* The one classifier. `error` is resp->error, `reason` an API error reason
  * ("rateLimitExceeded", "backendError", ...) or NULL. */
@@ -119,7 +119,7 @@ int http_parse_retry_after(const char *value, time_t now, long *ms);
 
 /* Value of a response header (case-insensitive name), copied into buf; NULL if absent. */
 const char *http_response_header(const struct http_response *r, const char *name, char *buf,
-				 size_t len);
+                                 size_t len);
 void http_response_reset(struct http_response *r); /* empty it for reuse, keep nothing */
 void http_response_free(struct http_response *r);  /* free what it holds */
 
@@ -127,7 +127,7 @@ void http_response_free(struct http_response *r);  /* free what it holds */
  * characters, truncated to HTTP_MAX_ERROR_BODY_LOG). */
 void http_body_excerpt(const struct http_response *r, char *out, size_t len);
 
-void http_global_init(void);    /* curl_global_init, once at start-up */
+void http_global_init(void); /* curl_global_init, once at start-up */
 void http_global_cleanup(void);
 
 #endif

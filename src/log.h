@@ -16,7 +16,7 @@ struct log_field {
 };
 
 enum log_target {
-	LOG_TARGET_AUTO,    /* journal if JOURNAL_STREAM matches stderr, else stderr */
+	LOG_TARGET_AUTO, /* journal if JOURNAL_STREAM matches stderr, else stderr */
 	LOG_TARGET_STDERR,
 	LOG_TARGET_JOURNAL,
 };
@@ -30,7 +30,7 @@ int log_is_journal(void);
 
 /* Write one record. `fields` may be NULL when nfields is 0. */
 void log_write(int prio, const struct log_field *fields, size_t nfields, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+        __attribute__((format(printf, 4, 5)));
 
 /* Scrub a formatted record in place (exported for tests and the HTTP layer's
  * error bodies): live secrets, "Bearer x", "ya29.x", JWT-shaped strings. */
@@ -38,7 +38,7 @@ void log_scrub(char *text);
 
 /* Tests capture records here instead of stderr/journal; NULL restores. */
 typedef void (*log_sink_fn)(int prio, const char *message, const struct log_field *fields,
-			    size_t nfields, void *userdata);
+                            size_t nfields, void *userdata);
 void log_set_sink(log_sink_fn fn, void *userdata);
 
 #define log_error(...)   log_write(LOG_ERR, NULL, 0, __VA_ARGS__)

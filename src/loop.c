@@ -19,7 +19,7 @@
 
 struct loop_timer {
 	char name[32];
-	uint64_t due_ms;      /* monotonic */
+	uint64_t due_ms; /* monotonic */
 	uint64_t interval_ms;
 	loop_timer_fn fn;
 	void *userdata;
@@ -34,7 +34,7 @@ struct loop {
 	int ntimers;
 	loop_reload_fn reload;
 	void *reload_userdata;
-	uint64_t watchdog_usec;   /* 0 = no watchdog */
+	uint64_t watchdog_usec; /* 0 = no watchdog */
 	uint64_t last_ping_us;
 };
 
@@ -84,7 +84,7 @@ uint64_t loop_jitter_ms(uint64_t interval_ms)
 }
 
 int loop_add_timer(struct loop *l, const char *name, uint64_t first_ms, uint64_t interval_ms,
-		   loop_timer_fn fn, void *userdata)
+                   loop_timer_fn fn, void *userdata)
 {
 	if (l->ntimers >= LOOP_MAX_TIMERS)
 		return -ENOSPC;
@@ -139,7 +139,8 @@ bool loop_poll_signals(struct loop *l)
 		case SIGTERM:
 		case SIGINT:
 			if (!l->stop)
-				log_info("received %s, stopping", si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+				log_info("received %s, stopping",
+				         si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
 			l->stop = true;
 			break;
 		case SIGHUP:

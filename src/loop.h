@@ -32,7 +32,7 @@ void loop_free(struct loop *l);
  * each run. Timers due at the same moment run in the order they were added.
  * Returns the timer id (>= 0) or -ENOSPC. */
 int loop_add_timer(struct loop *l, const char *name, uint64_t first_ms, uint64_t interval_ms,
-		   loop_timer_fn fn, void *userdata);
+                   loop_timer_fn fn, void *userdata);
 void loop_set_interval(struct loop *l, int id, uint64_t interval_ms); /* from the next run on */
 void loop_set_reload(struct loop *l, loop_reload_fn fn, void *userdata);
 

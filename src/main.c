@@ -26,23 +26,28 @@ struct options {
 static void usage(FILE *f)
 {
 	fprintf(f,
-		"Usage: seetickets-bq [-c FILE] [--once] [--dry-run] [--feed sales|events]\n"
-		"                     [--check-config] [--log-level LEVEL] [-V|--version] [-h|--help]\n"
-		"\n"
-		"Copy See Tickets sales and events into BigQuery, each row exactly once.\n"
-		"\n"
-		"  -c, --config FILE    configuration file (default %s)\n"
-		"      --once           seed, run one cycle of every enabled feed, drain the spool, exit\n"
-		"      --dry-run        like --once, but print the new rows as NDJSON and insert nothing\n"
-		"      --feed NAME      limit --once/--dry-run to 'sales' or 'events'\n"
-		"      --check-config   validate the configuration file and exit\n"
-		"      --log-level L    debug, info, notice, warning or error (overrides the file)\n"
-		"  -V, --version        print the version and exit\n"
-		"  -h, --help           print this help and exit\n"
-		"\n"
-		"Without --once or --dry-run it runs as a daemon in the foreground until SIGTERM.\n"
-		"Exit status: 0 ok, 64 usage, 69 service unavailable, 75 temporary failure, 78 configuration.\n",
-		CONFIG_DEFAULT_PATH);
+	        "Usage: seetickets-bq [-c FILE] [--once] [--dry-run] [--feed sales|events]\n"
+	        "                     [--check-config] [--log-level LEVEL] [-V|--version] "
+	        "[-h|--help]\n"
+	        "\n"
+	        "Copy See Tickets sales and events into BigQuery, each row exactly once.\n"
+	        "\n"
+	        "  -c, --config FILE    configuration file (default %s)\n"
+	        "      --once           seed, run one cycle of every enabled feed, drain the "
+	        "spool, exit\n"
+	        "      --dry-run        like --once, but print the new rows as NDJSON and insert "
+	        "nothing\n"
+	        "      --feed NAME      limit --once/--dry-run to 'sales' or 'events'\n"
+	        "      --check-config   validate the configuration file and exit\n"
+	        "      --log-level L    debug, info, notice, warning or error (overrides the "
+	        "file)\n"
+	        "  -V, --version        print the version and exit\n"
+	        "  -h, --help           print this help and exit\n"
+	        "\n"
+	        "Without --once or --dry-run it runs as a daemon in the foreground until SIGTERM.\n"
+	        "Exit status: 0 ok, 64 usage, 69 service unavailable, 75 temporary failure, 78 "
+	        "configuration.\n",
+	        CONFIG_DEFAULT_PATH);
 }
 
 /* Returns 0, or EX_USAGE after printing why. */
@@ -50,15 +55,15 @@ static int parse_args(int argc, char **argv, struct options *o)
 {
 	enum { OPT_ONCE = 256, OPT_DRY_RUN, OPT_FEED, OPT_CHECK, OPT_LOG_LEVEL };
 	static const struct option longopts[] = {
-		{"config", required_argument, NULL, 'c'},
-		{"once", no_argument, NULL, OPT_ONCE},
-		{"dry-run", no_argument, NULL, OPT_DRY_RUN},
-		{"feed", required_argument, NULL, OPT_FEED},
-		{"check-config", no_argument, NULL, OPT_CHECK},
-		{"log-level", required_argument, NULL, OPT_LOG_LEVEL},
-		{"version", no_argument, NULL, 'V'},
-		{"help", no_argument, NULL, 'h'},
-		{NULL, 0, NULL, 0},
+	        {"config", required_argument, NULL, 'c'},
+	        {"once", no_argument, NULL, OPT_ONCE},
+	        {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+	        {"feed", required_argument, NULL, OPT_FEED},
+	        {"check-config", no_argument, NULL, OPT_CHECK},
+	        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	        {"version", no_argument, NULL, 'V'},
+	        {"help", no_argument, NULL, 'h'},
+	        {NULL, 0, NULL, 0},
 	};
 	int c;
 
@@ -78,7 +83,10 @@ static int parse_args(int argc, char **argv, struct options *o)
 			break;
 		case OPT_FEED:
 			if (strcmp(optarg, "sales") != 0 && strcmp(optarg, "events") != 0) {
-				fprintf(stderr, "seetickets-bq: --feed: expected 'sales' or 'events', got '%s'\n", optarg);
+				fprintf(stderr,
+				        "seetickets-bq: --feed: expected 'sales' or 'events', got "
+				        "'%s'\n",
+				        optarg);
 				return EX_USAGE;
 			}
 			o->feed = optarg;
@@ -90,8 +98,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 			o->log_level = log_level_parse(optarg);
 			if (o->log_level < 0) {
 				fprintf(stderr,
-					"seetickets-bq: --log-level: expected debug, info, notice, warning or error, got '%s'\n",
-					optarg);
+				        "seetickets-bq: --log-level: expected debug, info, notice, "
+				        "warning or error, got '%s'\n",
+				        optarg);
 				return EX_USAGE;
 			}
 			break;
@@ -102,7 +111,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 			usage(stdout);
 			exit(EX_OK);
 		case ':':
-			fprintf(stderr, "seetickets-bq: option '%s' needs a value\n", argv[optind - 1]);
+			fprintf(stderr, "seetickets-bq: option '%s' needs a value\n",
+			        argv[optind - 1]);
 			usage(stderr);
 			return EX_USAGE;
 		default:
@@ -121,7 +131,8 @@ static int parse_args(int argc, char **argv, struct options *o)
 		return EX_USAGE;
 	}
 	if (o->check_config && o->once) {
-		fprintf(stderr, "seetickets-bq: --check-config cannot be combined with --once or --dry-run\n");
+		fprintf(stderr, "seetickets-bq: --check-config cannot be combined with --once or "
+		                "--dry-run\n");
 		return EX_USAGE;
 	}
 	return 0;
@@ -166,11 +177,11 @@ int main(int argc, char **argv)
 	log_set_level(opts.log_level >= 0 ? opts.log_level : cfg->log_level);
 
 	struct daemon_options dopts = {
-		.config_path = opts.config_path,
-		.once = opts.once,
-		.dry_run = opts.dry_run,
-		.feed = opts.feed,
-		.log_level = opts.log_level,
+	        .config_path = opts.config_path,
+	        .once = opts.once,
+	        .dry_run = opts.dry_run,
+	        .feed = opts.feed,
+	        .log_level = opts.log_level,
 	};
 	http_global_init();
 	r = daemon_run(cfg, &dopts);

@@ -71,20 +71,20 @@ void st_client_set_key(struct st_client *c, const struct secbuf *key)
 }
 
 static int send(struct st_client *c, const char *method, const char *url, const char *body,
-		struct http_response *resp)
+                struct http_response *resp)
 {
 	static const char *const headers[] = {"Accept: application/json", NULL};
 	struct http_request req = {
-		.method = method,
-		.url = url,
-		.body = body,
-		.body_len = body ? strlen(body) : 0,
-		/* The original client sent it on the GET as well; keep the API's habit. */
-		.content_type = "application/json",
-		.headers = headers,
-		.bearer = c->key,
-		.timeout_s = c->timeout_s,
-		.max_response_bytes = c->max_response_bytes,
+	        .method = method,
+	        .url = url,
+	        .body = body,
+	        .body_len = body ? strlen(body) : 0,
+	        /* The original client sent it on the GET as well; keep the API's habit. */
+	        .content_type = "application/json",
+	        .headers = headers,
+	        .bearer = c->key,
+	        .timeout_s = c->timeout_s,
+	        .max_response_bytes = c->max_response_bytes,
 	};
 	if (!c->key)
 		return -ENOKEY;
@@ -96,9 +96,9 @@ static int events_request(struct st_client *c, void *ctx, size_t offset, struct 
 	(void)ctx;
 	char *url = NULL;
 	int n = c->page_size > 0
-			? asprintf(&url, "%s/events/search?offset=%zu&limit=%d", c->base_url, offset,
-				   c->page_size)
-			: asprintf(&url, "%s/events/search?offset=%zu", c->base_url, offset);
+	                ? asprintf(&url, "%s/events/search?offset=%zu&limit=%d", c->base_url,
+	                           offset, c->page_size)
+	                : asprintf(&url, "%s/events/search?offset=%zu", c->base_url, offset);
 	if (n < 0)
 		return -ENOMEM;
 	int r = send(c, "GET", url, NULL, resp);
@@ -135,7 +135,7 @@ json_t *st_parse_page(const char *body, size_t len, const char *what, int *err)
 	*err = 0;
 	if (!root || !json_is_object(root)) {
 		log_warning("%s: malformed reply (%s at byte %d)", what,
-			    root ? "not a JSON object" : jerr.text, root ? 0 : jerr.position);
+		            root ? "not a JSON object" : jerr.text, root ? 0 : jerr.position);
 		json_decref(root);
 		*err = -EBADMSG;
 		return NULL;
@@ -169,7 +169,7 @@ static json_t *get_page(struct st_client *c, const struct st_pager *p, size_t of
 			char st[8];
 			snprintf(st, sizeof(st), "%ld", resp.status);
 			log_error("%s: See Tickets refused the API key (HTTP %s)", p->what,
-				  resp.status ? st : "?");
+			          resp.status ? st : "?");
 			*err = -EKEYREJECTED;
 			break;
 		}
@@ -194,7 +194,7 @@ static int page_all(struct st_client *c, const struct st_pager *p, st_page_fn fn
 	for (size_t page = 0;; page++) {
 		if (page >= ST_MAX_PAGES_PER_POLL) {
 			log_warning("%s: stopped after %d pages; the server may not honour offset",
-				    p->what, ST_MAX_PAGES_PER_POLL);
+			            p->what, ST_MAX_PAGES_PER_POLL);
 			break;
 		}
 		json_t *rows = get_page(c, p, offset, &r);
@@ -208,9 +208,10 @@ static int page_all(struct st_client *c, const struct st_pager *p, st_page_fn fn
 		}
 		json_t *first = json_object_get(json_array_get(rows, 0), p->key_name);
 		if (first && prev_first && json_equal(first, prev_first)) {
-			log_warning("%s: the page at offset %zu starts with the same row as the page "
-				    "before; the server seems to ignore offset, paging stops here",
-				    p->what, offset);
+			log_warning(
+			        "%s: the page at offset %zu starts with the same row as the page "
+			        "before; the server seems to ignore offset, paging stops here",
+			        p->what, offset);
 			json_decref(rows);
 			break;
 		}
@@ -233,8 +234,8 @@ int st_fetch_events(struct st_client *c, st_page_fn fn, void *userdata)
 }
 
 int st_fetch_sales(struct st_client *c, const char *const *codes, size_t ncodes,
-		   size_t codes_per_request, const char *start, const char *end, st_page_fn fn,
-		   void *userdata)
+                   size_t codes_per_request, const char *start, const char *end, st_page_fn fn,
+                   void *userdata)
 {
 	if (codes_per_request == 0)
 		codes_per_request = 1;
@@ -243,18 +244,20 @@ int st_fetch_sales(struct st_client *c, const char *const *codes, size_t ncodes,
 		for (size_t i = at; i < ncodes && i < at + codes_per_request; i++)
 			json_array_append_new(list, json_string(codes[i]));
 		json_t *body = json_pack("{s:i,s:{s:s,s:o}}", "offset", 0, "search",
-					 "forSearchItemType", "EVENT", "searchItemCodes", list);
+		                         "forSearchItemType", "EVENT", "searchItemCodes", list);
 		if (!body)
 			return -ENOMEM;
 		if (c->page_size > 0)
 			json_object_set_new(body, "limit", json_integer(c->page_size));
 		if (start && end)
 			json_object_set_new(body, "filteredBy",
-					    json_pack("{s:s,s:s}", "salesStartDate", start,
-						      "salesEndDate", end));
+			                    json_pack("{s:s,s:s}", "salesStartDate", start,
+			                              "salesEndDate", end));
 		struct sales_ctx sc = {.body = body};
-		struct st_pager p = {.what = "sales", .key_name = "uniqueCode",
-				     .request = sales_request, .ctx = &sc};
+		struct st_pager p = {.what = "sales",
+		                     .key_name = "uniqueCode",
+		                     .request = sales_request,
+		                     .ctx = &sc};
 		int r = page_all(c, &p, fn, userdata);
 		json_decref(body);
 		if (r)

@@ -25,7 +25,8 @@ struct st_options {
 
 struct st_client *st_client_new(const struct st_options *o); /* NULL on ENOMEM */
 void st_client_free(struct st_client *c);
-void st_client_set_key(struct st_client *c, const struct secbuf *key); /* borrowed; may change on reload */
+void st_client_set_key(struct st_client *c,
+                       const struct secbuf *key); /* borrowed; may change on reload */
 
 /* Called with each page's `data` array (borrowed, valid during the call).
  * Return nonzero to stop paging (that value is returned). */
@@ -38,8 +39,8 @@ int st_fetch_events(struct st_client *c, st_page_fn fn, void *userdata);
  * paged until an empty page. start/end (ISO-8601, may be NULL) add
  * filteredBy.salesStartDate/salesEndDate. */
 int st_fetch_sales(struct st_client *c, const char *const *codes, size_t ncodes,
-		   size_t codes_per_request, const char *start, const char *end, st_page_fn fn,
-		   void *userdata);
+                   size_t codes_per_request, const char *start, const char *end, st_page_fn fn,
+                   void *userdata);
 
 /* The rows of one reply body (a new reference to its "data" array; an empty
  * array when "data" is absent or null), or NULL with *err = -EBADMSG for

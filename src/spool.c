@@ -18,14 +18,14 @@
 #define SPOOL_SUBDIR "spool"
 
 struct spool {
-	char *dir;          /* STATE/spool */
+	char *dir; /* STATE/spool */
 	char *feed;
-	char **paths;       /* waiting segments, oldest first */
+	char **paths; /* waiting segments, oldest first */
 	size_t npaths;
 	uint64_t next_seq;
-	int fd;             /* open segment, -1 if none */
+	int fd; /* open segment, -1 if none */
 	char *open_path;
-	off_t open_len;     /* bytes known durable in the open segment */
+	off_t open_len; /* bytes known durable in the open segment */
 };
 
 static void free_paths(struct spool *sp)
@@ -134,7 +134,7 @@ int spool_begin(struct spool *sp)
 	free(sp->open_path);
 	sp->open_path = NULL;
 	if (asprintf(&sp->open_path, "%s/%s-%016" PRIu64 ".ndjson", sp->dir, sp->feed,
-		     sp->next_seq) < 0) {
+	             sp->next_seq) < 0) {
 		sp->open_path = NULL;
 		return -ENOMEM;
 	}
@@ -198,7 +198,7 @@ const char *spool_path(const struct spool *sp, size_t i)
 }
 
 int spool_foreach(const struct spool *sp, size_t i,
-		  int (*fn)(const char *line, size_t len, size_t lineno, void *ud), void *ud)
+                  int (*fn)(const char *line, size_t len, size_t lineno, void *ud), void *ud)
 {
 	if (i >= sp->npaths)
 		return -ENOENT;
@@ -212,7 +212,7 @@ int spool_foreach(const struct spool *sp, size_t i,
 	while ((n = getline(&line, &cap, f)) > 0) {
 		if (line[n - 1] != '\n') {
 			log_warning("spool %s: ignoring a torn last line (%zd bytes never fsynced)",
-				    sp->paths[i], n);
+			            sp->paths[i], n);
 			break;
 		}
 		if ((size_t)n > SPOOL_MAX_LINE) {

@@ -38,7 +38,7 @@ int spool_rescan(struct spool *sp);
 
 /* Call fn for each complete line of segment i. A nonzero return stops and is returned. */
 int spool_foreach(const struct spool *sp, size_t i,
-		  int (*fn)(const char *line, size_t len, size_t lineno, void *ud), void *ud);
+                  int (*fn)(const char *line, size_t len, size_t lineno, void *ud), void *ud);
 /* Unlink segment i and fsync the directory. 0 or -errno. */
 int spool_retire(struct spool *sp, size_t i);
 

@@ -17,27 +17,27 @@ struct buf {
 	size_t cap;
 };
 
-int buf_reserve(struct buf *b, size_t extra);                 /* 0 or -ENOMEM */
-int buf_append(struct buf *b, const void *data, size_t len);  /* 0 or -ENOMEM */
-int buf_puts(struct buf *b, const char *s);                   /* 0 or -ENOMEM */
+int buf_reserve(struct buf *b, size_t extra);                /* 0 or -ENOMEM */
+int buf_append(struct buf *b, const void *data, size_t len); /* 0 or -ENOMEM */
+int buf_puts(struct buf *b, const char *s);                  /* 0 or -ENOMEM */
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void buf_reset(struct buf *b);                                /* len = 0, keeps memory */
-void buf_free(struct buf *b);                                 /* frees data, zeroes b */
-char *buf_steal(struct buf *b);                               /* hands data over; b is emptied */
+void buf_reset(struct buf *b);  /* len = 0, keeps memory */
+void buf_free(struct buf *b);   /* frees data, zeroes b */
+char *buf_steal(struct buf *b); /* hands data over; b is emptied */
 
-int util_write_all(int fd, const void *data, size_t len);     /* 0 or -errno */
-int util_fsync_dir(const char *dir);                          /* 0 or -errno */
+int util_write_all(int fd, const void *data, size_t len); /* 0 or -errno */
+int util_fsync_dir(const char *dir);                      /* 0 or -errno */
 /* Write `path` atomically: temporary file in the same directory, fsync,
  * rename, fsync of the directory. 0 or -errno. */
 int util_write_file_atomic(const char *path, const void *data, size_t len, mode_t mode);
 /* Read a whole file (at most max bytes) into a new NUL-terminated buffer. */
 int util_read_file(const char *path, size_t max, char **out, size_t *len);
-int util_mkdir_p(const char *path, mode_t mode);              /* 0 or -errno */
+int util_mkdir_p(const char *path, mode_t mode); /* 0 or -errno */
 
-uint64_t util_now_ms(void);        /* CLOCK_MONOTONIC in milliseconds */
-uint64_t util_now_us(void);        /* CLOCK_MONOTONIC in microseconds */
-int64_t util_wall_s(void);         /* CLOCK_REALTIME seconds (for JWTs, dead letters) */
-uint32_t util_random_u32(void);    /* getrandom(), falling back to a seeded xorshift */
+uint64_t util_now_ms(void);     /* CLOCK_MONOTONIC in milliseconds */
+uint64_t util_now_us(void);     /* CLOCK_MONOTONIC in microseconds */
+int64_t util_wall_s(void);      /* CLOCK_REALTIME seconds (for JWTs, dead letters) */
+uint32_t util_random_u32(void); /* getrandom(), falling back to a seeded xorshift */
 /* Format the current UTC time as RFC 3339 ("2026-11-27T12:00:00Z"). */
 void util_utc_now(char out[32]);
 

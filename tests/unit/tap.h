@@ -23,7 +23,7 @@ static int tap_case_failed;
 	do {                                                                                       \
 		long long va_ = (long long)(a), vb_ = (long long)(b);                              \
 		if (va_ != vb_) {                                                                  \
-			printf("# %s:%d: %s == %lld, expected %s == %lld\n", __FILE__, __LINE__,  \
+			printf("# %s:%d: %s == %lld, expected %s == %lld\n", __FILE__, __LINE__,   \
 			       #a, va_, #b, vb_);                                                  \
 			tap_case_failed = 1;                                                       \
 		}                                                                                  \

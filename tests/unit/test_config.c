@@ -199,8 +199,9 @@ static void test_minimal_file_gets_every_default(void)
 
 static void test_state_directory_from_systemd_replaces_the_default_only(void)
 {
-	static const char minimal[] = "seetickets = { api_key_secret = \"projects/p-1/secrets/k\"; };\n"
-				      "bigquery = { project = \"my-project\"; dataset = \"d\"; };\n";
+	static const char minimal[] =
+	        "seetickets = { api_key_secret = \"projects/p-1/secrets/k\"; };\n"
+	        "bigquery = { project = \"my-project\"; dataset = \"d\"; };\n";
 	setenv("STATE_DIRECTORY", "/var/lib/seetickets-bq/acme:/var/lib/other", 1);
 	struct config *c = load_ok(minimal);
 	if (c)

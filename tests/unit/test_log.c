@@ -11,7 +11,7 @@ static int last_prio = -1;
 static int records;
 
 static void capture(int prio, const char *message, const struct log_field *fields, size_t n,
-		    void *ud)
+                    void *ud)
 {
 	(void)ud;
 	records++;
@@ -21,7 +21,7 @@ static void capture(int prio, const char *message, const struct log_field *field
 	for (size_t i = 0; i < n; i++) {
 		size_t l = strlen(last_fields);
 		snprintf(last_fields + l, sizeof(last_fields) - l, "%s=%s;", fields[i].name,
-			 fields[i].value);
+		         fields[i].value);
 	}
 }
 

@@ -14,7 +14,8 @@ static json_t *parse(const char *body, int *err)
 static void test_rows_come_from_the_top_level_data_array(void)
 {
 	int err = 1;
-	json_t *rows = parse("{\"data\":[{\"id\":\"DF-1\"},{\"id\":2}],\"meta\":{\"total\":2}}", &err);
+	json_t *rows =
+	        parse("{\"data\":[{\"id\":\"DF-1\"},{\"id\":2}],\"meta\":{\"total\":2}}", &err);
 	CHECK(rows != NULL);
 	CHECK_INT(err, 0);
 	CHECK_INT(json_array_size(rows), 2);
@@ -36,8 +37,14 @@ static void test_missing_or_null_data_is_an_empty_page(void)
 static void test_other_shapes_are_malformed(void)
 {
 	static const char *const bad[] = {
-		"",           "[]",          "{\"data\":{}}", "{\"data\":\"x\"}",
-		"{\"data\":[", "<html>503</html>", "null",     "{\"data\":[1,2]",
+	        "",
+	        "[]",
+	        "{\"data\":{}}",
+	        "{\"data\":\"x\"}",
+	        "{\"data\":[",
+	        "<html>503</html>",
+	        "null",
+	        "{\"data\":[1,2]",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int err = 0;

@@ -1,0 +1,34 @@
+/* keyset.h - the set of row keys already in BigQuery (sales uniqueCode, event id), used to
+ * drop rows that were loaded before. Exact: a key is reported present only if exactly the
+ * same bytes were added, so no row is ever dropped by mistake. Keys are copied into the set;
+ * the caller keeps its own buffers. Not thread-safe: one owner at a time. */
+#ifndef STBQ_KEYSET_H
+#define STBQ_KEYSET_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+/* Longest key accepted. BigQuery's insertId limit (128) does not apply here: these keys
+ * are the key column values themselves, compared byte for byte, and a longer insertId is
+ * derived from them elsewhere. The bound keeps one bad row from costing unbounded memory
+ * and keeps each key's stored length to two bytes. */
+#define KEYSET_MAX_KEY_LEN 1024
+
+struct keyset;
+
+struct keyset *
+keyset_new(size_t expected);         /* sized for `expected` keys (may be 0); NULL on ENOMEM */
+void keyset_free(struct keyset *ks); /* accepts NULL */
+/* Copy `key` in. 1 added, 0 already present, -EINVAL (len 0 or > KEYSET_MAX_KEY_LEN),
+ * -ENOMEM (the set is unchanged and still usable). Keys may hold any bytes, NUL included. */
+int keyset_add(struct keyset *ks, const char *key, size_t len);
+bool keyset_has(const struct keyset *ks, const char *key, size_t len); /* exact match */
+size_t keyset_count(const struct keyset *ks);                          /* keys held */
+size_t keyset_memory(const struct keyset *ks); /* bytes allocated, for the metrics and benchmarks */
+/* Call fn for every key once (order unspecified; key is not NUL-terminated and is borrowed
+ * for the call). Stops early if fn returns nonzero and returns that value; 0 otherwise.
+ * fn must not add to the set. */
+int keyset_foreach(const struct keyset *ks, int (*fn)(const char *key, size_t len, void *ud),
+                   void *ud);
+
+#endif

@@ -117,6 +117,27 @@ def test_no_watchdog_pings_without_watchdog_usec():
         d.stop()
 
 
+def test_a_long_seed_reports_progress_and_extends_the_start_timeout():
+    with Workdir("seedprogress") as w:
+        g, s = start_fakes(w)
+        g.create_table("sales")
+        n = 150000
+        for start in range(0, n, 25000):
+            g.add_rows("sales", [{"uniqueCode": f"SEED{i:08d}"} for i in range(start, start + 25000)])
+        # Seeding asks for 100 000 keys a page: the second page comes slowly.
+        g.fault({"delay_ms": 6500}, path="/queries/", method="GET", times=1)
+        cfg = write_config(w.path, g, s)
+        d = w.add(Daemon(w.path, cfg))
+        d.wait_notify("READY=1", 60)
+        ready = d.messages.index("READY=1")
+        before = d.messages[:ready]
+        assert any(m.startswith("STATUS=seeding sales") for m in before), before
+        assert any(m.startswith("EXTEND_TIMEOUT_USEC=") for m in before), before
+        assert re.search(r"sales: seeding, \d+ keys of table sales loaded so far", d.stderr())
+        assert f"sales: {n} keys known in table sales" in d.stderr()
+        d.stop()
+
+
 def test_command_line_errors_exit_64_and_help_exits_0():
     for args in (["--bogus"], ["--feed", "tickets", "--once"], ["--feed", "sales"],
                  ["extra-arg"], ["--log-level", "loud"], ["-c"], ["--check-config", "--once"]):
@@ -176,6 +197,7 @@ if __name__ == "__main__":
                test_watchdog_is_fed_when_enabled,
                test_no_watchdog_pings_without_watchdog_usec,
                test_second_daemon_on_the_same_state_dir_is_refused,
+               test_a_long_seed_reports_progress_and_extends_the_start_timeout,
                test_logs_hold_no_secret_at_debug_level):
         t.run(fn)
     t.done()

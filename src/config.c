@@ -1151,6 +1151,69 @@ static int check_readable(const char *path)
 	return r;
 }
 
+/* libconfig 1.5 calls exit(2) from its scanner when an @include names a
+ * directory (or anything else it cannot read as a stream), which would end a
+ * running daemon on a bad reload. So every @include, nested ones too, is
+ * checked first: it must name a readable regular file. */
+#define CONFIG_MAX_INCLUDE_DEPTH 10 /* libconfig's own limit */
+
+static int check_includes(const char *file, const char *include_dir, int depth, struct buf *eb)
+{
+	FILE *in = fopen(file, "re");
+	if (!in)
+		return 0; /* libconfig reports an unreadable file itself */
+	char *line = NULL;
+	size_t cap = 0;
+	unsigned lineno = 0;
+	int bad = 0;
+	while (getline(&line, &cap, in) > 0) {
+		lineno++;
+		const char *p = line + strspn(line, " \t");
+		if (strncmp(p, "@include", 8) != 0)
+			continue;
+		p += 8;
+		p += strspn(p, " \t");
+		if (*p != '"')
+			continue; /* a syntax error libconfig reports with its line */
+		const char *name = ++p;
+		while (*p && *p != '"')
+			p += (*p == '\\' && p[1]) ? 2 : 1;
+		char *target = NULL;
+		int n = include_dir
+		                ? asprintf(&target, "%s/%.*s", include_dir, (int)(p - name), name)
+		                : asprintf(&target, "%.*s", (int)(p - name), name);
+		if (n < 0) {
+			bad = -ENOMEM;
+			break;
+		}
+		struct stat st;
+		const char *why = NULL;
+		if (stat(target, &st) < 0)
+			why = strerror(errno);
+		else if (!S_ISREG(st.st_mode))
+			why = "not a regular file";
+		else if (access(target, R_OK) < 0)
+			why = strerror(errno);
+		else if (depth + 1 >= CONFIG_MAX_INCLUDE_DEPTH)
+			why = "includes nested too deeply";
+		if (why) {
+			if (buf_printf(eb, "%s:%u: @include: \"%.*s\": %s\n", file, lineno,
+			               (int)(p - name), name, why) < 0)
+				bad = -ENOMEM;
+			else
+				bad = bad ? bad : -EINVAL;
+		} else {
+			int r = check_includes(target, include_dir, depth + 1, eb);
+			if (r < 0 && !bad)
+				bad = r;
+		}
+		free(target);
+	}
+	free(line);
+	fclose(in);
+	return bad;
+}
+
 int config_load(const char *path, struct config **out, char **errors)
 {
 	struct buf eb = {0};
@@ -1180,6 +1243,14 @@ int config_load(const char *path, struct config **out, char **errors)
 			return -ENOMEM;
 		}
 		config_set_include_dir(&ld.cfg, ld.include_dir);
+	}
+
+	r = check_includes(path, ld.include_dir, 0, &eb);
+	if (r < 0) {
+		loader_done(&ld);
+		if (r == -ENOMEM || set_errors(errors, &eb) < 0)
+			return -ENOMEM;
+		return r;
 	}
 
 	if (!config_read_file(&ld.cfg, path)) {

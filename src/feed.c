@@ -730,13 +730,22 @@ const char **feed_event_codes(const struct feed *events, const struct config *cf
 	codes = calloc(total + 1, sizeof(*codes));
 	if (!codes)
 		return NULL;
+	/* An event whose rows could not be spooled is recorded again when it
+	 * is fetched again: ask for each code once. */
+	struct keyset *once = keyset_new(total);
+	if (!once) {
+		free(codes);
+		return NULL;
+	}
 	int64_t cutoff = util_wall_s() - (int64_t)cfg->sales.event_lookback_days * 86400;
 	for (size_t i = 0; i < total; i++) {
 		const struct event_ref *e = &events->events[i];
 		/* An unknown or unparseable start keeps the event: never drop silently. */
-		if (!e->starts_known || e->starts >= cutoff)
+		if ((!e->starts_known || e->starts >= cutoff) &&
+		    keyset_add(once, e->id, strlen(e->id)) == 1)
 			codes[(*n)++] = e->id;
 	}
+	keyset_free(once);
 	return codes;
 }
 

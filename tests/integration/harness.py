@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 import urllib.error
@@ -238,12 +239,16 @@ class Daemon:
         e = dict(os.environ)
         e.pop("JOURNAL_STREAM", None)
         e.pop("NOTIFY_SOCKET", None)
+        self.lock = threading.Lock()
         if notify:
             path = os.path.join(workdir, f"notify-{time.monotonic_ns()}.sock")
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
             self.sock.bind(path)
             self.sock.settimeout(0.1)
             e["NOTIFY_SOCKET"] = path
+            # Like systemd, read the socket all the time: the daemon's
+            # sd_notify() blocks once a datagram queue is full.
+            self.reader = threading.Thread(target=self._read_forever, daemon=True)
         if env:
             e.update(env)
         self.stderr_path = os.path.join(workdir, f"daemon-{time.monotonic_ns()}.err")
@@ -252,21 +257,30 @@ class Daemon:
         self.out = open(self.stdout_path, "wb")
         self.proc = subprocess.Popen([STBQ_BIN, "-c", config, *args], stdout=self.out,
                                      stderr=self.err, env=e, preexec_fn=preexec)
+        if self.sock:
+            self.reader.start()
+
+    def _read_forever(self):
+        while True:
+            sock = self.sock
+            if sock is None:
+                return
+            try:
+                data = sock.recv(4096)
+            except (socket.timeout, BlockingIOError):
+                continue
+            except OSError:
+                return
+            with self.lock:
+                self.messages.extend(data.decode().split("\n"))
 
     def _drain(self):
-        if not self.sock:
-            return
-        while True:
-            try:
-                data = self.sock.recv(4096)
-            except (socket.timeout, BlockingIOError):
-                return
-            self.messages.extend(data.decode().split("\n"))
+        """Messages are collected by the reader thread; give it a moment."""
+        time.sleep(0.01)
 
     def wait_notify(self, prefix, timeout=30):
         def seen():
-            self._drain()
-            if any(m.startswith(prefix) for m in self.messages):
+            if self.notified(prefix):
                 return True
             if self.proc.poll() is not None:
                 raise AssertionError(f"daemon exited ({self.proc.returncode}) before {prefix}: {self.stderr()[-2000:]}")
@@ -275,7 +289,8 @@ class Daemon:
 
     def notified(self, prefix):
         self._drain()
-        return [m for m in self.messages if m.startswith(prefix)]
+        with self.lock:
+            return [m for m in self.messages if m.startswith(prefix)]
 
     def stderr(self):
         self.err.flush()
@@ -309,8 +324,8 @@ class Daemon:
         self.err.close()
         self.out.close()
         if self.sock:
-            self.sock.close()
-            self.sock = None
+            sock, self.sock = self.sock, None
+            sock.close()
         return self.proc.returncode
 
     def kill9(self):
@@ -320,8 +335,8 @@ class Daemon:
         self.err.close()
         self.out.close()
         if self.sock:
-            self.sock.close()
-            self.sock = None
+            sock, self.sock = self.sock, None
+            sock.close()
 
 
 def run_once(workdir, config, *args, timeout=180, env=None, preexec=None):

@@ -1,7 +1,8 @@
 /* keyset.h - the set of row keys already in BigQuery (sales uniqueCode, event id), used to
  * drop rows that were loaded before. Exact: a key is reported present only if exactly the
  * same bytes were added, so no row is ever dropped by mistake. Keys are copied into the set;
- * the caller keeps its own buffers. Not thread-safe: one owner at a time. */
+ * the caller keeps its own buffers. Lookups change nothing and may run concurrently with
+ * each other, but not with keyset_add(). */
 #ifndef STBQ_KEYSET_H
 #define STBQ_KEYSET_H
 
@@ -16,8 +17,8 @@
 
 struct keyset;
 
-struct keyset *
-keyset_new(size_t expected);         /* sized for `expected` keys (may be 0); NULL on ENOMEM */
+/* A set sized for `expected` keys (0 is fine; it grows). NULL on ENOMEM. */
+struct keyset *keyset_new(size_t expected);
 void keyset_free(struct keyset *ks); /* accepts NULL */
 /* Copy `key` in. 1 added, 0 already present, -EINVAL (len 0 or > KEYSET_MAX_KEY_LEN),
  * -ENOMEM (the set is unchanged and still usable). Keys may hold any bytes, NUL included. */

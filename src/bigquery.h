@@ -15,11 +15,14 @@
 
 #define BQ_MAX_ROWS_PER_INSERT  50000    /* API hard limit; config batch_rows <= this */
 #define BQ_MAX_BYTES_PER_INSERT 10000000 /* 10 MB request limit                    */
-#define BQ_SEED_PAGE_ROWS       100000   /* maxResults for seeding pages           */
-#define BQ_QUERY_TIMEOUT_MS     10000    /* jobs.query / getQueryResults wait hint */
-#define BQ_ROW_RESEND_ROUNDS    5        /* resends of stopped/timeout rows per call */
-#define BQ_JOB_POLL_MS          2000     /* jobs.get polling period                */
-#define BQ_JOB_MAX_WAIT_MS      600000   /* give up waiting for one load job       */
+#define BQ_SEED_PAGE_ROWS                                                                          \
+	25000                       /* maxResults for seeding pages: a parsed page
+                                            costs ~0.8 KiB a row, so this bounds the
+                                            peak at ~20 MiB; 1M keys take 40 pages */
+#define BQ_QUERY_TIMEOUT_MS  10000  /* jobs.query / getQueryResults wait hint */
+#define BQ_ROW_RESEND_ROUNDS 5      /* resends of stopped/timeout rows per call */
+#define BQ_JOB_POLL_MS       2000   /* jobs.get polling period                */
+#define BQ_JOB_MAX_WAIT_MS   600000 /* give up waiting for one load job       */
 
 struct bq;
 

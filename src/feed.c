@@ -27,8 +27,13 @@
 #include "spool.h"
 #include "util.h"
 
-#define FEED_DRAIN_CHUNK_ROWS  10000 /* rows handed to bq_insert at once */
-#define FEED_DRAIN_CHUNK_BYTES (8u << 20)
+/* Rows parsed and handed to bq_insert at once. A parsed row costs ~8 KiB of
+ * jansson objects, so the chunk bounds the drain's memory: a few streaming
+ * requests' worth, or one load job's worth (load jobs are few and large:
+ * 1,500 per table per day). */
+#define FEED_DRAIN_STREAM_ROWS 2000
+#define FEED_DRAIN_LOAD_ROWS   8000
+#define FEED_DRAIN_CHUNK_BYTES (4u << 20)
 #define FEED_IDENTITY_PREFIX   "\x01sha256:" /* cannot clash with a key: keys have no control chars */
 #define FEED_DATE_FIRST_START  "2000-01-01T00:00:00Z"
 
@@ -494,7 +499,10 @@ static int drain_line(const char *line, size_t len, size_t lineno, void *ud)
 	d->linenos[d->n] = lineno;
 	d->n++;
 	d->bytes += len;
-	if (d->n >= FEED_DRAIN_CHUNK_ROWS || d->bytes >= FEED_DRAIN_CHUNK_BYTES) {
+	size_t chunk = f->env.cfg->bigquery.insert_method == CONFIG_INSERT_LOAD
+	                       ? FEED_DRAIN_LOAD_ROWS
+	                       : FEED_DRAIN_STREAM_ROWS;
+	if (d->n >= chunk || d->bytes >= FEED_DRAIN_CHUNK_BYTES) {
 		int r = drain_flush(d);
 		if (r < 0)
 			return r;

@@ -199,6 +199,9 @@ class _Fault:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # Headers and body go out in two writes: without TCP_NODELAY, Nagle waits
+    # for the client's delayed ACK and every answer costs 40 ms.
+    disable_nagle_algorithm = True
     server_version = "fakecore/1"
     sys_version = ""
 

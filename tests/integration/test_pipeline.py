@@ -3,6 +3,7 @@
 daemon mode. Every test compares
 BigQuery's rows with the source's ground truth: same keys, none twice, every
 value equal after coercion."""
+import datetime
 import json
 import os
 import random
@@ -155,6 +156,59 @@ def test_rows_without_key_or_with_bad_values_are_dead_lettered():
         assert len(open(path).read().splitlines()) == 3, "dead letters repeated"
 
 
+def sales_requests(s):
+    """The searchItemCodes of every sales request the fake See Tickets saw."""
+    out = []
+    for r in s.requests():
+        if r["path"].endswith("/reports/sales"):
+            body = json.loads(r["body"])
+            out.append((body.get("offset"), body["search"]["searchItemCodes"]))
+    return out
+
+
+def test_event_codes_are_asked_for_in_chunks():
+    with Workdir("chunks") as w:
+        g, s, cfg = setup(w, "--events", "11", **{"sales.codes_per_request": "3"})
+        once_ok(w, cfg)
+        first_pages = [codes for off, codes in sales_requests(s) if off == 0]
+        assert len(first_pages) == 4, first_pages
+        assert all(len(c) <= 3 for c in first_pages)
+        asked = [c for chunk in first_pages for c in chunk]
+        assert sorted(asked) == sorted(str(e["id"]) for e in s.truth("events"))
+        check_exactly_once(g, s, "sales")
+
+
+def test_automatic_codes_skip_events_past_the_lookback():
+    with Workdir("lookback") as w:
+        g, s, cfg = setup(w, "--events", "30", **{"sales.event_lookback_days": "7"})
+        once_ok(w, cfg)
+        asked = {c for off, chunk in sales_requests(s) for c in chunk}
+        cutoff = time.time() - 7 * 86400
+        for e in s.truth("events"):
+            starts = e.get("starts")
+            try:
+                t = parse_time(starts)
+            except (TypeError, ValueError):
+                t = None  # missing or unparseable: kept, never dropped silently
+            want = t is None or t >= cutoff
+            assert (str(e["id"]) in asked) == want, (e["id"], starts, want)
+        assert len(asked) < 30, "nothing was past the lookback: the test proves nothing"
+        # Sales of the events asked for landed, exactly once; no others.
+        rows = g.rows("sales")
+        assert len(rows) == len({r["uniqueCode"] for r in rows})
+        assert {r["eventId"] for r in rows} <= asked
+
+
+def parse_time(v):
+    """ISO-8601 as the See Tickets fake writes it; no zone means UTC."""
+    if not isinstance(v, str):
+        raise TypeError(v)
+    d = datetime.datetime.fromisoformat(v.replace("Z", "+00:00"))
+    if d.tzinfo is None:
+        d = d.replace(tzinfo=datetime.timezone.utc)
+    return d.timestamp()
+
+
 def test_api_key_from_secret_manager():
     with Workdir("secret") as w:
         g, s, _ = setup(w)
@@ -177,6 +231,8 @@ if __name__ == "__main__":
                test_dry_run_prints_new_rows_and_writes_nothing,
                test_daemon_mode_loads_growth_over_several_intervals,
                test_rows_without_key_or_with_bad_values_are_dead_lettered,
+               test_event_codes_are_asked_for_in_chunks,
+               test_automatic_codes_skip_events_past_the_lookback,
                test_api_key_from_secret_manager):
         t.run(fn)
     t.done()

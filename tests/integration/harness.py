@@ -132,19 +132,28 @@ class Fake:
 
 
 class GoogleFake(Fake):
+    """google-fake with the dataset `project`:DATASET (location EU) and one service account,
+    whose key file is sa_file; create_table(), rows() and add_rows() work in that dataset."""
+
     script = "google-fake"
 
-    def __init__(self, workdir, *args):
-        super().__init__(workdir, "--dataset", f"{PROJECT}:{DATASET}:EU", *args)
+    def __init__(self, workdir, *args, project=PROJECT):
+        super().__init__(workdir, "--dataset", f"{project}:{DATASET}:EU", *args)
+        self.project = project
         key = self.post("/_fake/service_accounts")
         self.sa_file = os.path.join(workdir, "sa.json")
         with open(self.sa_file, "w") as f:
             json.dump(key, f)
 
+    def reset(self):
+        """Datasets, tables, jobs, secrets and settings back to how they were at start, no
+        faults, an empty request log; credentials and the tokens issued stay valid."""
+        self.post("/_fake/reset")
+
     def rows(self, table):
         """The table's stored rows; a table that does not exist holds none."""
         try:
-            return self.get(f"/_fake/tables/{PROJECT}/{DATASET}/{table}/rows")["rows"]
+            return self.get(f"/_fake/tables/{self.project}/{DATASET}/{table}/rows")["rows"]
         except urllib.error.HTTPError as e:
             if e.code == 404:
                 return []
@@ -154,11 +163,11 @@ class GoogleFake(Fake):
         types = {"S": "STRING", "F": "FLOAT", "I": "INTEGER", "B": "BOOLEAN"}
         cols = SALES_COLUMNS if feed == "sales" else EVENTS_COLUMNS
         fields = [{"name": c[0], "type": types[c[1]], "mode": "NULLABLE"} for c in cols]
-        self.post("/_fake/tables", {"project": PROJECT, "dataset": DATASET, "table": table or feed,
-                                    "schema": {"fields": fields}})
+        self.post("/_fake/tables", {"project": self.project, "dataset": DATASET,
+                                    "table": table or feed, "schema": {"fields": fields}})
 
     def add_rows(self, table, rows):
-        return self.post(f"/_fake/tables/{PROJECT}/{DATASET}/{table}/rows", {"rows": rows})
+        return self.post(f"/_fake/tables/{self.project}/{DATASET}/{table}/rows", {"rows": rows})
 
 
 class SeeTicketsFake(Fake):
@@ -376,6 +385,111 @@ class Workdir:
         else:
             print(f"# kept {self.path} for inspection")
         return False
+
+
+# ---------------------------------------------------------------- probes
+
+# The suites that drive a library module through a command-line probe from tests/unit
+# (bq_probe, gauth_probe) rather than the daemon: one process per step, one JSON object per
+# line on stdout, logs on stderr.
+
+def check(cond, what, run=None):
+    """assert, with the probe run (see ProbeRun) that failed it in the message."""
+    if not cond:
+        raise AssertionError(what + ("" if run is None else "\n" + repr(run)))
+
+
+def header(req, name):
+    """A header of a request the fake logged, found by its name in any case; None if absent."""
+    for k, v in (req.get("headers") or {}).items():
+        if k.lower() == name.lower():
+            return v
+    return None
+
+
+def need_probe(name):
+    """The path of tests/unit/NAME; without it the suite is one failed test and exits."""
+    path = os.path.join(TOP_BUILDDIR, "tests", "unit", name)
+    if not os.access(path, os.X_OK):
+        print(f"not ok 1 - {name} not built at {path}")
+        print("1..1")
+        sys.exit(1)
+    return path
+
+
+class ProbeRun:
+    """A finished probe: exit status, stdout, stderr and stdout's JSON lines.
+
+    Every run's stdout and stderr is kept in ProbeRun.outputs, for a suite to search for
+    leaked secrets at the end. Under --enable-sanitizers a report on stderr fails the case
+    that caused it, whatever the exit status."""
+
+    outputs = []
+    sanitizer_markers = ("Sanitizer", "runtime error:")
+
+    def __init__(self, rc, out, err):
+        self.rc, self.out, self.err = rc, out, err
+        self.lines = [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+        ProbeRun.outputs.append(out + err)
+        for marker in self.sanitizer_markers:
+            check(marker not in err, "sanitizer report: " + marker, self)
+
+    @classmethod
+    def of(cls, argv, env=None, timeout=60):
+        """Run argv to completion."""
+        p = subprocess.run([str(a) for a in argv], capture_output=True, text=True,
+                           timeout=timeout, env=env)
+        return cls(p.returncode, p.stdout, p.stderr)
+
+    def __repr__(self):
+        out = self.out.strip()
+        if len(out) > 3000:
+            out = out[:3000] + "..."
+        return "rc=%s\nstdout=%s\nstderr=%s" % (self.rc, out, self.err.strip()[-3000:])
+
+
+class ProbeSession:
+    """A probe reading commands on stdin: one line in, one JSON line out, so that a case
+    can change the fake between steps. close() gives the whole exchange as a `run` (a
+    ProbeRun class)."""
+
+    def __init__(self, argv, run=ProbeRun, env=None):
+        self.run = run
+        self.p = subprocess.Popen([str(a) for a in argv], stdin=subprocess.PIPE,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                  env=env)
+        self.out = []
+
+    def read(self):
+        line = self.p.stdout.readline()
+        self.out.append(line)
+        return json.loads(line)
+
+    def send(self, cmd):
+        self.p.stdin.write(cmd + "\n")
+        self.p.stdin.flush()
+        return self.read()
+
+    def close(self):
+        self.p.stdin.close()
+        rest = self.p.stdout.read()
+        err = self.p.stderr.read()
+        self.p.wait(timeout=30)
+        return self.run(self.p.returncode, "".join(self.out) + rest, err)
+
+
+def run_cases(tap, ctx, cases, look_back=()):
+    """Each case is one TAP test, called with ctx against ctx.fake reset just before, except
+    the cases named in look_back: those check the whole run. Every request the fake logged
+    is gathered in ctx.all_requests for them."""
+    for case in cases:
+        if case.__name__ not in look_back:
+            ctx.fake.reset()
+        tap.run(case, ctx)
+        try:
+            ctx.all_requests.extend(ctx.fake.requests())
+        except Exception:  # noqa: BLE001 - a fake that died fails the next case, not this one
+            pass
 
 
 # ---------------------------------------------------------------- coercion (the contract)

@@ -11,28 +11,18 @@ access tokens and for the personal and invalid values the test rows carried.
 TAP on stdout; env TOP_BUILDDIR / TOP_SRCDIR.
 """
 
+import functools
 import hashlib
 import json
 import os
 import re
-import shutil
-import signal
-import subprocess
 import sys
-import tempfile
 import time
-import traceback
-import urllib.error
-import urllib.request
 
-SRC = os.environ.get("TOP_SRCDIR") or os.path.abspath(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-BUILD = os.environ.get("TOP_BUILDDIR") or os.getcwd()
-PROBE = os.path.join(BUILD, "tests", "unit", "bq_probe")
-FAKE = os.path.join(SRC, "tests", "fakes", "google-fake")
-PYTHON = "/usr/bin/python3"
+from harness import (DATASET, GoogleFake, ProbeRun, ProbeSession, Tap, Workdir, check, header,
+                     need_probe, run_cases)
+
 PROJECT = "fake-project"
-DATASET = "seetickets_data"
 UPLOAD = "/upload/bigquery/v2/projects/%s/jobs" % PROJECT
 INSERT_ALL = "/insertAll"
 
@@ -55,88 +45,21 @@ SALES_COLUMNS = [
     ("uniqueCode", "STRING"),
 ]
 
-OUTPUTS = []
 
-
-class Fail(Exception):
-    pass
-
-
-def check(cond, what, run=None):
-    if not cond:
-        raise Fail(what + ("" if run is None else "\n" + repr(run)))
-
-
-class Fake:
-    """google-fake on a kernel-chosen loopback port, stopped by PID."""
-
-    def __init__(self, tmp, *args):
-        port_file = os.path.join(tmp, "google-fake.port")
-        self.log = open(os.path.join(tmp, "google-fake.log"), "w")
-        self.proc = subprocess.Popen([PYTHON, FAKE, "--port", "0", "--port-file", port_file,
-                                      "--quiet"] + list(args),
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        end = time.monotonic() + 15
-        while not os.path.exists(port_file):
-            if self.proc.poll() is not None or time.monotonic() > end:
-                raise RuntimeError("google-fake did not start")
-            time.sleep(0.05)
-        with open(port_file) as f:
-            self.port = int(f.read().strip())
-        self.base = "http://127.0.0.1:%d" % self.port
-
-    def call(self, method, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=60) as r:
-            return json.loads(r.read() or b"null")
-
-    def requests(self):
-        return self.call("GET", "/_fake/requests")["requests"]
-
-    def fault(self, **spec):
-        return self.call("POST", "/_fake/faults", spec)
-
-    def settings(self, **kv):
-        return self.call("POST", "/_fake/settings", kv)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
-
-
-class Run:
-    def __init__(self, rc, out, err):
-        self.rc, self.out, self.err = rc, out, err
-        self.lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
-        OUTPUTS.append(out + err)
-        # Under --enable-sanitizers a memory error or leak fails the case that caused it.
-        for marker in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
-            check(marker not in err, "sanitizer report: " + marker, self)
+class Run(ProbeRun):
+    # The reports this suite has always failed on; ProbeRun's default catches more.
+    sanitizer_markers = ("AddressSanitizer", "LeakSanitizer", "runtime error:")
 
     def result(self, cmd):
         r = [l for l in self.lines if l.get("cmd") == cmd]
         return r[-1] if r else {}
-
-    def __repr__(self):
-        out = self.out.strip()
-        if len(out) > 3000:
-            out = out[:3000] + "..."
-        return "rc=%s\nstdout=%s\nstderr=%s" % (self.rc, out, self.err.strip()[-3000:])
 
 
 # ---- helpers --------------------------------------------------------------------------------
 
 
 def base_args(ctx, **over):
-    args = {"--endpoint": ctx.fake.base, "--credentials": ctx.sa, "--project": PROJECT,
+    args = {"--endpoint": ctx.fake.url, "--credentials": ctx.sa, "--project": PROJECT,
             "--dataset": DATASET, "--location": "EU", "--log-level": "debug",
             "--attempts": "4", "--budget-ms": "30000", "--job-poll-ms": "50",
             "--resend-ms": "50"}
@@ -149,33 +72,22 @@ def base_args(ctx, **over):
 
 
 def probe(ctx, *cmd, timeout=180, **over):
-    p = subprocess.run([PROBE] + base_args(ctx, **over) + [str(a) for a in cmd],
-                       capture_output=True, text=True, timeout=timeout)
-    return Run(p.returncode, p.stdout, p.stderr)
+    return Run.of([ctx.probe] + base_args(ctx, **over) + list(cmd), timeout=timeout)
 
 
-class Interactive:
+def insert(ctx, path, *options):
+    """bq_probe insert of the rows in path into table sales: the run and its insert result."""
+    r = probe(ctx, "insert", "sales", "sales", path, *options)
+    return r, r.result("insert")
+
+
+def session(ctx):
     """bq_probe commands: one command in, one JSON line out."""
+    return ProbeSession([ctx.probe] + base_args(ctx) + ["commands"], Run)
 
-    def __init__(self, ctx):
-        self.p = subprocess.Popen([PROBE] + base_args(ctx) + ["commands"],
-                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
-        self.out = []
 
-    def send(self, cmd):
-        self.p.stdin.write(cmd + "\n")
-        self.p.stdin.flush()
-        line = self.p.stdout.readline()
-        self.out.append(line)
-        return json.loads(line)
-
-    def close(self):
-        self.p.stdin.close()
-        rest = self.p.stdout.read()
-        err = self.p.stderr.read()
-        self.p.wait(timeout=30)
-        return Run(self.p.returncode, "".join(self.out) + rest, err)
+def settings(ctx, **kv):
+    ctx.fake.post("/_fake/settings", kv)
 
 
 def fields(columns):
@@ -183,21 +95,18 @@ def fields(columns):
 
 
 def make_table(ctx, table="sales", columns=SALES_COLUMNS):
-    ctx.fake.call("POST", "/_fake/tables", {"project": PROJECT, "dataset": DATASET,
-                                            "table": table, "schema": {"fields": fields(columns)}})
+    ctx.fake.post("/_fake/tables", {"project": PROJECT, "dataset": DATASET, "table": table,
+                                    "schema": {"fields": fields(columns)}})
 
 
 def stored_rows(ctx, table="sales"):
-    return ctx.fake.call("GET", "/_fake/tables/%s/%s/%s/rows" % (PROJECT, DATASET, table))["rows"]
+    """The table's rows; an error if there is no such table."""
+    return ctx.fake.get("/_fake/tables/%s/%s/%s/rows" % (PROJECT, DATASET, table))["rows"]
 
 
 def stored_keys(ctx, table="sales"):
-    try:
-        return [r.get("uniqueCode") for r in stored_rows(ctx, table)]
-    except urllib.error.HTTPError as e:
-        if e.code == 404:  # no such table: nothing stored
-            return []
-        raise
+    """No such table: nothing stored."""
+    return [r.get("uniqueCode") for r in ctx.fake.rows(table)]
 
 
 def sale(key, i=0, **extra):
@@ -245,13 +154,6 @@ def uploads(ctx):
 def lost(req):
     """The fake processed this request and closed the connection without answering."""
     return bool((req.get("fault") or {}).get("lost_ack"))
-
-
-def header(req, name):
-    for k, v in (req.get("headers") or {}).items():
-        if k.lower() == name.lower():
-            return v
-    return None
 
 
 def split_multipart(req):
@@ -358,8 +260,7 @@ def test_missing_dataset_and_other_location(ctx):
     check(r.rc == 1 and r.result("dataset").get("errno") == "ENOENT", "ENOENT", r)
     check("%s:nope not found" % PROJECT in r.err and "bigquery.dataset" in r.err,
           "actionable message", r)
-    ctx.fake.call("POST", "/_fake/datasets", {"project": PROJECT, "dataset": "usds",
-                                              "location": "US"})
+    ctx.fake.post("/_fake/datasets", {"project": PROJECT, "dataset": "usds", "location": "US"})
     r = probe(ctx, "ensure-table", "sales", "sales", "--create", **{"--dataset": "usds"})
     check(r.rc == 0, "works in another location", r)
     check("is in location US, not EU" in r.err, "notice about the location", r)
@@ -381,15 +282,17 @@ def test_dataset_access_denied_names_the_permission(ctx):
 
 def preload(ctx, keys):
     for i in range(0, len(keys), 50000):
-        ctx.fake.call("POST", "/_fake/tables/%s/%s/sales/rows" % (PROJECT, DATASET),
-                      {"rows": [{"uniqueCode": k} for k in keys[i:i + 50000]]})
+        ctx.fake.add_rows("sales", [{"uniqueCode": k} for k in keys[i:i + 50000]])
+
+
+SEED_PAGE_ROWS = 25000  # BQ_SEED_PAGE_ROWS in src/bigquery.h
 
 
 def test_seed_100000_keys_over_many_pages_exactly_once(ctx):
     make_table(ctx)
     keys = ["S%06d" % i for i in range(100000)]
     preload(ctx, keys)
-    ctx.fake.settings(max_page_bytes=200000)
+    settings(ctx, max_page_bytes=200000)
     r = probe(ctx, "seed", "sales", "sales")
     res = r.result("seed")
     check(r.rc == 0 and res.get("rc") == 0, "seed ok", r)
@@ -403,7 +306,7 @@ def test_seed_100000_keys_over_many_pages_exactly_once(ctx):
     q = calls(ctx, "/queries")[0]
     body = json.loads(q["body"])
     check(body["useLegacySql"] is False and body["location"] == "EU" and
-          body["maxResults"] == 100000 and body["formatOptions"] == {"useInt64Timestamp": True},
+          body["maxResults"] == SEED_PAGE_ROWS and body["formatOptions"] == {"useInt64Timestamp": True},
           "query body %r" % body)
     check(re.fullmatch(r"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}",
                        body["requestId"]), "requestId is a UUID v4: %r" % body["requestId"])
@@ -421,7 +324,7 @@ def test_seed_waits_for_an_incomplete_job(ctx):
     make_table(ctx)
     keys = ["W%05d" % i for i in range(5000)]
     preload(ctx, keys)
-    ctx.fake.settings(query_incomplete_polls=3, max_page_bytes=30000)
+    settings(ctx, query_incomplete_polls=3, max_page_bytes=30000)
     r = probe(ctx, "seed", "sales", "sales")
     res = r.result("seed")
     check(r.rc == 0 and len(res["keys"]) == 5000 and set(res["keys"]) == set(keys),
@@ -444,8 +347,7 @@ def test_seed_of_a_query_error_fails(ctx):
 def test_streaming_insert_all_rows_land(ctx):
     make_table(ctx)
     path = rows_file(ctx, sales("A", 1234))
-    r = probe(ctx, "insert", "sales", "sales", path, "--batch-rows", "500")
-    res = r.result("insert")
+    r, res = insert(ctx, path, "--batch-rows", "500")
     check(r.rc == 0 and res["done"] == 1234 and res["pending"] == 0, "all done", r)
     ins = calls(ctx, INSERT_ALL)
     check(len(ins) == 3, "three requests of <= 500 rows, saw %d" % len(ins))
@@ -460,8 +362,7 @@ def test_streaming_insert_all_rows_land(ctx):
 def test_streaming_batches_by_bytes(ctx):
     make_table(ctx)
     path = rows_file(ctx, sales("B", 200))
-    r = probe(ctx, "insert", "sales", "sales", path, "--batch-bytes", "5000")
-    res = r.result("insert")
+    r, res = insert(ctx, path, "--batch-bytes", "5000")
     check(r.rc == 0 and res["done"] == 200, "all done", r)
     ins = calls(ctx, INSERT_ALL)
     check(len(ins) > 5 and all(len(q["body"].encode()) <= 5000 for q in ins),
@@ -479,8 +380,7 @@ def test_streaming_partial_errors_invalid_reported_stopped_resent(ctx):
         {"index": 5, "reason": "invalid", "location": "sold",
          "message": "Cannot convert value to integer (bad value): %s" % BAD_VALUE},
         {"index": 5, "reason": "stopped"}]})
-    r = probe(ctx, "insert", "sales", "sales", path)
-    res = r.result("insert")
+    r, res = insert(ctx, path)
     st = states(res)
     check(r.rc == 0 and st.get("invalid") == {"P0002", "P0005"} and res["done"] == 8,
           "2 invalid, 8 done", r)
@@ -503,8 +403,7 @@ def test_streaming_transient_row_errors_are_resent(ctx):
     ctx.fake.fault(method="POST", path=INSERT_ALL, action={"insert_errors": [
         {"index": 1, "reason": "backendError"}, {"index": 3, "reason": "timeout"},
         {"index": 4, "reason": "someNewReason"}]})
-    r = probe(ctx, "insert", "sales", "sales", path)
-    res = r.result("insert")
+    r, res = insert(ctx, path)
     check(r.rc == 0 and res["done"] == 6, "all done", r)
     ins = calls(ctx, INSERT_ALL)
     check(len(ins) == 2 and {x["insertId"] for x in json.loads(ins[1]["body"])["rows"]} ==
@@ -517,8 +416,7 @@ def test_streaming_rows_failing_every_time_stay_pending(ctx):
     path = rows_file(ctx, sales("F", 4))
     ctx.fake.fault(method="POST", path=INSERT_ALL, times=0,
                    action={"insert_errors": [{"index": 0, "reason": "backendError"}]})
-    r = probe(ctx, "insert", "sales", "sales", path)
-    res = r.result("insert")
+    r, res = insert(ctx, path)
     check(res.get("errno") == "EAGAIN" and states(res).get("pending") == {"F0000"} and
           res["done"] == 3, "one row pending after the resends", r)
     check(len(calls(ctx, INSERT_ALL)) == 1 + 5, "BQ_ROW_RESEND_ROUNDS resends")
@@ -529,8 +427,7 @@ def test_lost_acknowledgement_gives_no_duplicate(ctx):
     make_table(ctx)
     path = rows_file(ctx, sales("L", 50))
     ctx.fake.fault(method="POST", path=INSERT_ALL, action={"lost_ack": True})
-    r = probe(ctx, "insert", "sales", "sales", path)
-    res = r.result("insert")
+    r, res = insert(ctx, path)
     check(r.rc == 0 and res["done"] == 50, "all done", r)
     ins = calls(ctx, INSERT_ALL)
     check(len(ins) == 2 and lost(ins[0]) and ins[0]["body"] == ins[1]["body"],
@@ -543,11 +440,9 @@ def test_unreadable_reply_keeps_rows_pending_for_the_next_call(ctx):
     make_table(ctx)
     path = rows_file(ctx, sales("G", 5))
     ctx.fake.fault(method="POST", path=INSERT_ALL, action={"malformed": True})
-    r = probe(ctx, "insert", "sales", "sales", path)
-    res = r.result("insert")
+    r, res = insert(ctx, path)
     check(res.get("errno") == "EAGAIN" and res["pending"] == 5, "EAGAIN, pending", r)
-    r = probe(ctx, "insert", "sales", "sales", path)
-    res = r.result("insert")
+    r, res = insert(ctx, path)
     check(r.rc == 0 and res["done"] == 5, "done next time", r)
     ensure_stored_matches(ctx, res)
 
@@ -566,8 +461,7 @@ def test_transient_http_errors_then_success(ctx):
         ctx.fake.call("DELETE", "/_fake/requests")
         path = rows_file(ctx, sales("R%d" % n, 20))
         ctx.fake.fault(method="POST", path=INSERT_ALL, action=action)
-        r = probe(ctx, "insert", "sales", "sales", path)
-        res = r.result("insert")
+        r, res = insert(ctx, path)
         check(r.rc == 0 and res["done"] == 20, "%s: all done" % name, r)
         ins = calls(ctx, INSERT_ALL)
         check([q["status"] for q in ins] == [action["status"], 200],
@@ -585,8 +479,7 @@ def test_access_denied_is_not_retried(ctx):
                   "bigquery.tables.updateData denied" % (PROJECT, DATASET),
                   "errors": [{"domain": "global", "reason": "accessDenied",
                               "message": "Access Denied"}]}}})
-    r = probe(ctx, "insert", "sales", "sales", path)
-    res = r.result("insert")
+    r, res = insert(ctx, path)
     check(res.get("errno") == "EACCES" and res["pending"] == 10, "EACCES, rows pending", r)
     check(len(calls(ctx, INSERT_ALL)) == 1, "exactly one request")
     check("bigquery.tables.updateData" in r.err and "roles/bigquery.dataEditor" in r.err,
@@ -596,8 +489,7 @@ def test_access_denied_is_not_retried(ctx):
 
 def test_table_deleted_gives_enoent_and_keeps_rows(ctx):
     path = rows_file(ctx, sales("N", 3))
-    r = probe(ctx, "insert", "sales", "sales", path)
-    res = r.result("insert")
+    r, res = insert(ctx, path)
     check(res.get("errno") == "ENOENT" and res["pending"] == 3, "ENOENT, rows pending", r)
     check("not found" in r.err and "spooled" in r.err, "log says so", r)
 
@@ -605,9 +497,9 @@ def test_table_deleted_gives_enoent_and_keeps_rows(ctx):
 def test_401_mid_run_refreshes_the_token_and_succeeds(ctx):
     make_table(ctx)
     path = rows_file(ctx, sales("U", 5))
-    p = Interactive(ctx)
+    p = session(ctx)
     first = p.send("check-dataset")
-    ctx.fake.call("POST", "/_fake/tokens/revoke", {})
+    ctx.fake.post("/_fake/tokens/revoke")
     res = p.send("insert sales sales %s" % path)
     run = p.close()
     check(first.get("rc") == 0 and res.get("rc") == 0 and res["done"] == 5, "insert ok", run)
@@ -625,9 +517,8 @@ def test_payload_too_large_splits_and_a_huge_row_is_invalid(ctx):
     rows = sales("Z", 40)
     rows[17]["eventName"] = "x" * 5000
     path = rows_file(ctx, rows)
-    ctx.fake.settings(max_insert_bytes=3000)
-    r = probe(ctx, "insert", "sales", "sales", path)
-    res = r.result("insert")
+    settings(ctx, max_insert_bytes=3000)
+    r, res = insert(ctx, path)
     check(r.rc == 0 and res["done"] == 39 and states(res).get("invalid") == {"Z0017"},
           "39 done, the huge row invalid", r)
     reason = [x["reason"] for x in res["rows"] if x["key"] == "Z0017"][0]
@@ -641,9 +532,8 @@ def test_payload_too_large_splits_and_a_huge_row_is_invalid(ctx):
 def test_too_many_rows_splits(ctx):
     make_table(ctx)
     path = rows_file(ctx, sales("M", 30))
-    ctx.fake.settings(max_insert_rows=7)
-    r = probe(ctx, "insert", "sales", "sales", path)
-    res = r.result("insert")
+    settings(ctx, max_insert_rows=7)
+    r, res = insert(ctx, path)
     check(r.rc == 0 and res["done"] == 30, "all done", r)
     ok = [q for q in calls(ctx, INSERT_ALL) if q["status"] == 200]
     check(all(len(json.loads(q["body"])["rows"]) <= 7 for q in ok), "accepted requests <= 7 rows")
@@ -656,8 +546,7 @@ def test_413_with_an_html_body_splits(ctx):
     ctx.fake.fault(method="POST", path=INSERT_ALL, action={
         "status": 413, "body": "<html><head><title>413 Request Entity Too Large</title></head>"
                                "<body><h1>Request Entity Too Large</h1></body></html>"})
-    r = probe(ctx, "insert", "sales", "sales", path)
-    res = r.result("insert")
+    r, res = insert(ctx, path)
     check(r.rc == 0 and res["done"] == 16 and res["stats"]["splits"] == 1, "split once", r)
     ins = calls(ctx, INSERT_ALL)
     check([len(json.loads(q["body"])["rows"]) for q in ins] == [16, 8, 8], "16 then 8 + 8")
@@ -670,8 +559,7 @@ def test_413_with_an_html_body_splits(ctx):
 def test_load_job_lands_rows_under_a_content_job_id(ctx):
     make_table(ctx)
     path = rows_file(ctx, sales("J", 300))
-    r = probe(ctx, "insert", "sales", "sales", path, "--method", "load", "--batch-rows", "10")
-    res = r.result("insert")
+    r, res = insert(ctx, path, "--method", "load", "--batch-rows", "10")
     check(r.rc == 0 and res["done"] == 300, "all done", r)
     ups = uploads(ctx)
     check(len(ups) == 1, "one load job for 300 rows (batch_rows does not limit loads)")
@@ -693,8 +581,7 @@ def test_load_job_lands_rows_under_a_content_job_id(ctx):
           "jobs.get with location")
     ensure_stored_matches(ctx, res)
     # The same rows again: 409, the job is followed, nothing loads twice.
-    r = probe(ctx, "insert", "sales", "sales", path, "--method", "load")
-    res = r.result("insert")
+    r, res = insert(ctx, path, "--method", "load")
     check(r.rc == 0 and res["done"] == 300, "second run done", r)
     check([u["req"]["status"] for u in uploads(ctx)] == [200, 409], "second upload got 409")
     ensure_stored_matches(ctx, res)
@@ -703,10 +590,9 @@ def test_load_job_lands_rows_under_a_content_job_id(ctx):
 def test_load_resubmission_after_lost_ack_uses_the_same_job_id(ctx):
     make_table(ctx)
     path = rows_file(ctx, sales("K", 25))
-    ctx.fake.settings(job_polls_to_done=2)
+    settings(ctx, job_polls_to_done=2)
     ctx.fake.fault(method="POST", path=UPLOAD, action={"lost_ack": True})
-    r = probe(ctx, "insert", "sales", "sales", path, "--method", "load")
-    res = r.result("insert")
+    r, res = insert(ctx, path, "--method", "load")
     check(r.rc == 0 and res["done"] == 25, "all done", r)
     ups = uploads(ctx)
     check(len(ups) == 2 and ups[0]["job_id"] == ups[1]["job_id"], "same job id resubmitted")
@@ -722,8 +608,7 @@ def test_load_invalid_rows_found_and_the_rest_lands(ctx):
     rows[7]["sold"] = BAD_VALUE
     rows[31]["faceValue"] = BAD_VALUE
     path = rows_file(ctx, rows)
-    r = probe(ctx, "insert", "sales", "sales", path, "--method", "load")
-    res = r.result("insert")
+    r, res = insert(ctx, path, "--method", "load")
     check(r.rc == 0 and states(res).get("invalid") == {"V0007", "V0031"} and res["done"] == 38,
           "two invalid, 38 done", r)
     reasons = sorted(x["reason"] for x in res["rows"] if x["state"] == "invalid")
@@ -737,8 +622,7 @@ def test_load_invalid_rows_found_and_the_rest_lands(ctx):
 def test_load_rows_all_named_invalid_cost_one_job(ctx):
     make_table(ctx)
     path = rows_file(ctx, sales("I", 5, sold=BAD_VALUE))
-    r = probe(ctx, "insert", "sales", "sales", path, "--method", "load")
-    res = r.result("insert")
+    r, res = insert(ctx, path, "--method", "load")
     check(r.rc == 0 and res["invalid"] == 5, "all invalid", r)
     check(len(uploads(ctx)) == 1, "no further jobs when BigQuery named every row")
     ensure_stored_matches(ctx, res)
@@ -749,8 +633,7 @@ def test_load_job_invalid_without_positions_is_bisected(ctx):
     path = rows_file(ctx, sales("X", 8))
     ctx.fake.fault(method="POST", path=UPLOAD, action={"job_error": {
         "reason": "invalid", "message": "Error while reading data, error message: bad data"}})
-    r = probe(ctx, "insert", "sales", "sales", path, "--method", "load")
-    res = r.result("insert")
+    r, res = insert(ctx, path, "--method", "load")
     check(r.rc == 0 and res["done"] == 8 and res["stats"]["splits"] == 1, "halves land", r)
     ups = uploads(ctx)
     check([u["media"].count("\n") for u in ups] == [8, 4, 4], "8 then 4 + 4 rows: %r" %
@@ -764,16 +647,14 @@ def test_load_backend_error_reruns_under_a_new_job_id(ctx):
     path = rows_file(ctx, sales("E", 12))
     ctx.fake.fault(method="POST", path=UPLOAD, action={"job_error": {
         "reason": "backendError", "message": "Backend error. Job aborted."}})
-    r = probe(ctx, "insert", "sales", "sales", path, "--method", "load")
-    res = r.result("insert")
+    r, res = insert(ctx, path, "--method", "load")
     check(r.rc == 0 and res["done"] == 12, "all done", r)
     ids = [u["job_id"] for u in uploads(ctx)]
     check(len(ids) == 2 and ids[1] == ids[0] + "_r1", "attempt suffix: %r" % ids)
     ensure_stored_matches(ctx, res)
     # Next time the same content meets the failed job through 409 and goes to _r1 (done).
     ctx.fake.call("DELETE", "/_fake/requests")
-    r = probe(ctx, "insert", "sales", "sales", path, "--method", "load")
-    res = r.result("insert")
+    r, res = insert(ctx, path, "--method", "load")
     check(r.rc == 0 and res["done"] == 12, "replay done", r)
     check([(u["job_id"], u["req"]["status"]) for u in uploads(ctx)] ==
           [(ids[0], 409), (ids[1], 409)], "both ids found by 409")
@@ -783,15 +664,12 @@ def test_load_backend_error_reruns_under_a_new_job_id(ctx):
 def test_load_job_not_done_in_time_stays_pending_then_is_followed(ctx):
     make_table(ctx)
     path = rows_file(ctx, sales("G", 9))
-    ctx.fake.settings(job_polls_to_done=100000)
-    r = probe(ctx, "insert", "sales", "sales", path, "--method", "load",
-              "--job-max-wait-ms", "400")
-    res = r.result("insert")
+    settings(ctx, job_polls_to_done=100000)
+    r, res = insert(ctx, path, "--method", "load", "--job-max-wait-ms", "400")
     check(res.get("errno") == "EAGAIN" and res["pending"] == 9, "EAGAIN, pending", r)
     check(stored_keys(ctx) == [], "nothing stored yet")
-    ctx.fake.settings(job_polls_to_done=1)
-    r = probe(ctx, "insert", "sales", "sales", path, "--method", "load")
-    res = r.result("insert")
+    settings(ctx, job_polls_to_done=1)
+    r, res = insert(ctx, path, "--method", "load")
     check(r.rc == 0 and res["done"] == 9, "done on the next call", r)
     check(len({u["job_id"] for u in uploads(ctx)}) == 1, "one job id throughout")
     ensure_stored_matches(ctx, res)
@@ -804,8 +682,7 @@ def test_load_access_denied_is_not_retried(ctx):
         "error": {"code": 403, "message": "Access Denied: Project %s: User does not have "
                   "bigquery.jobs.create permission" % PROJECT,
                   "errors": [{"reason": "accessDenied", "message": "Access Denied"}]}}})
-    r = probe(ctx, "insert", "sales", "sales", path, "--method", "load")
-    res = r.result("insert")
+    r, res = insert(ctx, path, "--method", "load")
     check(res.get("errno") == "EACCES" and res["pending"] == 3, "EACCES", r)
     check(len(calls(ctx, UPLOAD)) == 1 and "bigquery.jobs.create" in r.err, "one try, advice", r)
 
@@ -820,7 +697,7 @@ def test_no_output_carries_tokens_or_row_values(ctx):
         if auth.startswith("Bearer "):
             tokens.add(auth[7:])
     check(tokens, "tokens were seen")
-    for out in OUTPUTS:
+    for out in Run.outputs:
         for t in tokens:
             check(t not in out, "an access token leaked")
         # stdout carries keys by design, never row values; stderr carries neither.
@@ -835,58 +712,41 @@ class Ctx:
     pass
 
 
+def with_store_checks(case):
+    """The case, then what every case leaves whatever it checked itself: nothing stored twice,
+    nothing stored that was not sent."""
+
+    @functools.wraps(case)
+    def run(ctx):
+        ctx.sent = []
+        t0 = time.monotonic()
+        case(ctx)
+        if ctx.sent:
+            keys = stored_keys(ctx)
+            check(len(keys) == len(set(keys)), "a key stored twice")
+            check(set(keys) <= set(ctx.sent), "a stored key that was never sent")
+        print("# %.1f s" % (time.monotonic() - t0))
+    return run
+
+
 def main():
-    tmp = tempfile.mkdtemp(prefix="stbq-bq-it.")
     ctx = Ctx()
-    ctx.tmp = tmp
-    ctx.nfile = 0
-    ctx.all_requests = []
-    n = failed = 0
-    if not os.access(PROBE, os.X_OK):
-        print("not ok 1 - bq_probe not built at %s" % PROBE)
-        print("1..1")
-        return 1
-    ctx.fake = Fake(tmp, "--dataset", "%s:%s:EU" % (PROJECT, DATASET))
-    sa = ctx.fake.call("POST", "/_fake/service_accounts", {"project_id": PROJECT})
-    ctx.sa = os.path.join(tmp, "sa.json")
-    with open(ctx.sa, "w") as f:
-        json.dump(sa, f)
-    os.chmod(ctx.sa, 0o600)
+    ctx.probe = need_probe("bq_probe")
+    last = "test_no_output_carries_tokens_or_row_values"
     only = sys.argv[1:]
-    cases = [v for k, v in list(globals().items()) if k.startswith("test_") and callable(v)
-             and (not only or k in only or k == "test_no_output_carries_tokens_or_row_values")]
-    try:
-        for case in cases:
-            n += 1
-            ctx.sent = []
-            if case is not test_no_output_carries_tokens_or_row_values:
-                ctx.fake.call("POST", "/_fake/reset", {})
-            t0 = time.monotonic()
-            try:
-                case(ctx)
-                if ctx.sent:
-                    # Whatever the case checked itself: nothing stored twice, nothing that
-                    # was not sent.
-                    keys = stored_keys(ctx)
-                    check(len(keys) == len(set(keys)), "a key stored twice")
-                    check(set(keys) <= set(ctx.sent), "a stored key that was never sent")
-                print("# %.1f s" % (time.monotonic() - t0))
-                print("ok %d - %s" % (n, case.__name__), flush=True)
-            except Exception:  # noqa: BLE001 - report every failure, keep going
-                failed += 1
-                for line in traceback.format_exc().splitlines():
-                    print("# " + line)
-                print("not ok %d - %s" % (n, case.__name__), flush=True)
-            try:
-                ctx.all_requests.extend(ctx.fake.requests())
-            except Exception:  # noqa: BLE001
-                pass
-    finally:
-        ctx.fake.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("1..%d" % n)
-    return 1 if failed else 0
+    cases = [with_store_checks(v) for k, v in list(globals().items())
+             if k.startswith("test_") and callable(v) and (not only or k in only or k == last)]
+    tap = Tap()
+    with Workdir("bq-it") as w:
+        ctx.tmp = w.path
+        ctx.nfile = 0
+        ctx.all_requests = []
+        ctx.fake = w.add(GoogleFake(w.path, project=PROJECT))
+        ctx.sa = ctx.fake.sa_file
+        os.chmod(ctx.sa, 0o600)
+        run_cases(tap, ctx, cases, look_back=(last,))
+    tap.done()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

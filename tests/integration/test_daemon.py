@@ -16,6 +16,16 @@ def start_fakes(w, *st_args):
     return g, s
 
 
+def reload_with(d, cfg, text, logged):
+    """Write text as the configuration, SIGHUP the daemon and give it 10 s to log `logged`."""
+    with open(cfg, "w") as f:
+        f.write(text)
+    d.signal(signal.SIGHUP)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and logged not in d.stderr():
+        time.sleep(0.1)
+
+
 def test_ready_status_and_stopping_are_notified():
     with Workdir("notify") as w:
         g, s = start_fakes(w)
@@ -58,12 +68,8 @@ def test_sighup_with_a_broken_file_keeps_the_old_configuration():
         good = open(cfg).read()
         d = w.add(Daemon(w.path, cfg))
         d.wait_notify("READY=1")
-        with open(cfg, "w") as f:
-            f.write(good.replace('page_size = 50;', 'page_size = "fifty";'))
-        d.signal(signal.SIGHUP)
-        wait = time.monotonic() + 10
-        while time.monotonic() < wait and "reload refused" not in d.stderr():
-            time.sleep(0.1)
+        reload_with(d, cfg, good.replace('page_size = 50;', 'page_size = "fifty";'),
+                    "reload refused")
         err = d.stderr()
         assert "reload refused" in err, err[-2000:]
         assert re.search(r"seetickets-bq\.conf:\d+: seetickets\.page_size: ", err), err[-2000:]
@@ -76,20 +82,12 @@ def test_sighup_with_a_broken_file_keeps_the_old_configuration():
             time.sleep(0.2)
         assert len(d.notified("STATUS=sales")) > n, "no poll after the refused reload"
         # A valid file is taken.
-        with open(cfg, "w") as f:
-            f.write(good.replace("page_size = 50;", "page_size = 20;"))
-        d.signal(signal.SIGHUP)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and "configuration reloaded" not in d.stderr():
-            time.sleep(0.1)
+        reload_with(d, cfg, good.replace("page_size = 50;", "page_size = 20;"),
+                    "configuration reloaded")
         assert "configuration reloaded" in d.stderr()
         # Changing the dataset needs a restart: refused, old one kept.
-        with open(cfg, "w") as f:
-            f.write(good.replace('dataset = "seetickets_data";', 'dataset = "other";'))
-        d.signal(signal.SIGHUP)
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and "cannot change while running" not in d.stderr():
-            time.sleep(0.1)
+        reload_with(d, cfg, good.replace('dataset = "seetickets_data";', 'dataset = "other";'),
+                    "cannot change while running")
         assert "bigquery.dataset cannot change while running" in d.stderr()
         assert d.stop() == 0
 

@@ -12,92 +12,16 @@ import errno
 import hashlib
 import json
 import os
-import shutil
-import signal
 import socket
-import subprocess
-import sys
-import tempfile
-import time
-import traceback
 import urllib.parse
-import urllib.request
 
-SRC = os.environ.get("TOP_SRCDIR") or os.path.abspath(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-BUILD = os.environ.get("TOP_BUILDDIR") or os.getcwd()
-PROBE = os.path.join(BUILD, "tests", "unit", "gauth_probe")
-FAKE = os.path.join(SRC, "tests", "fakes", "google-fake")
-PYTHON = "/usr/bin/python3"
+from harness import (GoogleFake, ProbeRun, ProbeSession, Tap, Workdir, check, header, need_probe,
+                     run_cases)
+
 PROJECT = "fake-project"
 
-# Every probe run's output, checked for leaked secrets at the end.
-OUTPUTS = []
 
-
-class Fail(Exception):
-    pass
-
-
-def check(cond, what, run=None):
-    if not cond:
-        raise Fail(what + ("" if run is None else "\n" + repr(run)))
-
-
-class Fake:
-    """google-fake on a kernel-chosen loopback port, stopped by PID."""
-
-    def __init__(self, tmp, *args):
-        port_file = os.path.join(tmp, "google-fake.port")
-        self.log = open(os.path.join(tmp, "google-fake.log"), "w")
-        self.proc = subprocess.Popen([PYTHON, FAKE, "--port", "0", "--port-file", port_file,
-                                      "--quiet"] + list(args),
-                                     stdout=self.log, stderr=subprocess.STDOUT)
-        end = time.monotonic() + 15
-        while not os.path.exists(port_file):
-            if self.proc.poll() is not None or time.monotonic() > end:
-                raise RuntimeError("google-fake did not start")
-            time.sleep(0.05)
-        with open(port_file) as f:
-            self.port = int(f.read().strip())
-        self.base = "http://127.0.0.1:%d" % self.port
-
-    def call(self, method, path, body=None):
-        data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.base + path, data=data, method=method,
-                                     headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(req, timeout=10) as r:
-            return json.loads(r.read() or b"null")
-
-    def requests(self):
-        return self.call("GET", "/_fake/requests")["requests"]
-
-    def reset(self):
-        self.call("POST", "/_fake/reset", {})
-        self.call("POST", "/_fake/metadata", {"expires_in": None})
-
-    def fault(self, **spec):
-        return self.call("POST", "/_fake/faults", spec)
-
-    def stop(self):
-        if self.proc.poll() is None:
-            os.kill(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                os.kill(self.proc.pid, signal.SIGKILL)
-                self.proc.wait()
-        self.log.close()
-
-
-class Run:
-    def __init__(self, rc, out, err):
-        self.rc, self.out, self.err = rc, out, err
-        self.lines = [json.loads(l) for l in out.splitlines() if l.startswith("{")]
-        OUTPUTS.append(out + err)
-        # Under --enable-sanitizers a finding also exits 1, which some cases expect anyway.
-        check("Sanitizer" not in err and "runtime error:" not in err, "sanitizer report", self)
-
+class Run(ProbeRun):
     def events(self, kind):
         return [l for l in self.lines if l.get("event") == kind]
 
@@ -105,9 +29,6 @@ class Run:
     def source(self):
         s = self.events("source")
         return s[0] if s else {}
-
-    def __repr__(self):
-        return "rc=%s\nstdout=%s\nstderr=%s" % (self.rc, self.out.strip(), self.err.strip()[-1500:])
 
 
 def clean_env(ctx, **extra):
@@ -121,44 +42,27 @@ def clean_env(ctx, **extra):
 
 
 def probe(ctx, *args, env=None, timeout=60):
-    p = subprocess.run([PROBE, "--log-level", "debug"] + [str(a) for a in args],
-                       capture_output=True, text=True, timeout=timeout,
-                       env=env if env is not None else clean_env(ctx))
-    return Run(p.returncode, p.stdout, p.stderr)
+    return Run.of([ctx.probe, "--log-level", "debug", *args], timeout=timeout,
+                  env=env if env is not None else clean_env(ctx))
 
 
-class Interactive:
-    """gauth_probe --commands: one command in, one JSON line out."""
+class Interactive(ProbeSession):
+    """gauth_probe --commands: the source line, then one command in, one JSON line out."""
 
     def __init__(self, ctx, *args, env=None):
-        self.p = subprocess.Popen([PROBE, "--log-level", "debug", "--commands"] +
-                                  [str(a) for a in args], stdin=subprocess.PIPE,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                  env=env if env is not None else clean_env(ctx))
-        self.out = [self.p.stdout.readline()]
-        self.source = json.loads(self.out[0])
-
-    def send(self, cmd):
-        self.p.stdin.write(cmd + "\n")
-        self.p.stdin.flush()
-        line = self.p.stdout.readline()
-        self.out.append(line)
-        return json.loads(line)
-
-    def close(self):
-        self.p.stdin.close()
-        rest = self.p.stdout.read()
-        err = self.p.stderr.read()
-        self.p.wait(timeout=30)
-        return Run(self.p.returncode, "".join(self.out) + rest, err)
+        super().__init__([ctx.probe, "--log-level", "debug", "--commands", *args], Run,
+                         env=env if env is not None else clean_env(ctx))
+        self.source = self.read()
 
 
 def key_file(ctx, kind, name):
-    body = ctx.fake.call("POST", "/_fake/%s" % kind, {})
+    """A new credential from the fake in a file; the final case looks for its secrets."""
+    body = ctx.fake.post("/_fake/%s" % kind)
     path = os.path.join(ctx.tmp, name)
     with open(path, "w") as f:
         json.dump(body, f, indent=2)
     os.chmod(path, 0o600)
+    ctx.key_files.append(path)
     return path, body
 
 
@@ -168,13 +72,6 @@ def token_posts(fake):
 
 def metadata_gets(fake):
     return [r for r in fake.requests() if r["path"].endswith("/service-accounts/default/token")]
-
-
-def header(req, name):
-    for k, v in (req.get("headers") or {}).items():
-        if k.lower() == name.lower():
-            return v
-    return None
 
 
 def form(req):
@@ -278,7 +175,7 @@ def test_auto_without_any_credentials_says_none_were_found(ctx):
 
 
 def test_short_metadata_expires_in_is_used_then_refreshed(ctx):
-    ctx.fake.call("POST", "/_fake/metadata", {"expires_in": 2})
+    ctx.fake.post("/_fake/metadata", {"expires_in": 2})
     env = clean_env(ctx, GCE_METADATA_HOST="127.0.0.1:%d" % ctx.fake.port)
     p = Interactive(ctx, "--credentials", "metadata", env=env)
     a = p.send("token")
@@ -308,7 +205,7 @@ def test_token_endpoint_503_then_success(ctx):
 
 def test_failed_refresh_keeps_the_still_valid_token(ctx):
     path, _ = key_file(ctx, "service_accounts", "sa-keep.json")
-    ctx.fake.call("POST", "/_fake/tokens", {"lifetime": 4})
+    ctx.fake.post("/_fake/tokens", {"lifetime": 4})
     try:
         p = Interactive(ctx, "--credentials", path, "--attempts", 1)
         a = p.send("token")
@@ -319,7 +216,7 @@ def test_failed_refresh_keeps_the_still_valid_token(ctx):
         c = p.send("token")
         r = p.close()
     finally:
-        ctx.fake.call("POST", "/_fake/tokens", {"lifetime": 3599})
+        ctx.fake.post("/_fake/tokens", {"lifetime": 3599})
     check(a["rc"] == 0 and b["rc"] == 0 and b["sha256"] == a["sha256"],
           "refresh failed, old token still served: %r %r" % (a, b), r)
     check(c["rc"] == -errno.EAGAIN, "expired and no new one: transient error %r" % c, r)
@@ -376,14 +273,14 @@ def test_unsupported_key_file_type_is_refused_at_start(ctx):
 def add_secret(ctx, name, **kw):
     body = {"name": "projects/%s/secrets/%s" % (PROJECT, name)}
     body.update(kw)
-    return ctx.fake.call("POST", "/_fake/secrets", body)
+    return ctx.fake.post("/_fake/secrets", body)
 
 
 def secret_probe(ctx, secret, *extra):
     path, _ = key_file(ctx, "service_accounts", "sa-sm-%s.json" % secret)
     return probe(ctx, "--credentials", path, "--secret",
                  "projects/%s/secrets/%s/versions/latest" % (PROJECT, secret),
-                 "--sm-endpoint", ctx.fake.base, *extra)
+                 "--sm-endpoint", ctx.fake.url, *extra)
 
 
 def test_secret_manager_key_is_read_and_checked(ctx):
@@ -428,9 +325,9 @@ def test_revoked_token_is_replaced_once_on_401(ctx):
     path, _ = key_file(ctx, "service_accounts", "sa-revoke.json")
     p = Interactive(ctx, "--credentials", path, "--secret",
                     "projects/%s/secrets/ROTATE/versions/latest" % PROJECT,
-                    "--sm-endpoint", ctx.fake.base)
+                    "--sm-endpoint", ctx.fake.url)
     first = p.send("secret")
-    ctx.fake.call("POST", "/_fake/tokens/revoke", {})
+    ctx.fake.post("/_fake/tokens/revoke")
     second = p.send("secret")
     r = p.close()
     check(first["rc"] == 0 and second["rc"] == 0, "both reads succeed", r)
@@ -475,12 +372,12 @@ def test_no_output_contains_a_token_jwt_or_key(ctx):
             secrets.update(lines[1:4])
     secrets.update(["st-api-key-for-tests-7", "st-api-key-rotate", "st-api-key-corrupt"])
     check(len(secrets) > 10, "collected %d secrets to look for" % len(secrets))
-    check(len(OUTPUTS) > 10, "collected %d probe outputs" % len(OUTPUTS))
-    for out in OUTPUTS:
+    check(len(Run.outputs) > 10, "collected %d probe outputs" % len(Run.outputs))
+    for out in Run.outputs:
         for s in secrets:
             check(s not in out, "a secret (%d chars, starts %r) leaked into probe output"
                   % (len(s), s[:6]))
-    check(any("new access token" in o for o in OUTPUTS), "the debug log was on and captured")
+    check(any("new access token" in o for o in Run.outputs), "the debug log was on and captured")
 
 
 # ---- runner ---------------------------------------------------------------------------------
@@ -491,53 +388,21 @@ class Ctx:
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="stbq-gauth-it.")
     ctx = Ctx()
-    ctx.tmp = tmp
-    ctx.home = os.path.join(tmp, "home")
-    os.makedirs(ctx.home)
-    ctx.key_files = []
-    ctx.all_requests = []
-    n = failed = 0
-    if not os.access(PROBE, os.X_OK):
-        print("not ok 1 - gauth_probe not built at %s" % PROBE)
-        print("1..1")
-        return 1
-    ctx.fake = Fake(tmp)
-    orig_key_file = globals()["key_file"]
-
-    def tracking_key_file(c, kind, name):
-        path, body = orig_key_file(c, kind, name)
-        ctx.key_files.append(path)
-        return path, body
-
-    globals()["key_file"] = tracking_key_file
+    ctx.probe = need_probe("gauth_probe")
     cases = [v for k, v in list(globals().items()) if k.startswith("test_") and callable(v)]
-    try:
-        for case in cases:
-            n += 1
-            if case.__name__ not in ("test_every_api_request_carries_a_token",
-                                     "test_no_output_contains_a_token_jwt_or_key"):
-                ctx.fake.reset()
-                ctx.fake.call("DELETE", "/_fake/faults")
-            try:
-                case(ctx)
-                print("ok %d - %s" % (n, case.__name__), flush=True)
-            except Exception:  # noqa: BLE001 - report every failure, keep going
-                failed += 1
-                for line in traceback.format_exc().splitlines():
-                    print("# " + line)
-                print("not ok %d - %s" % (n, case.__name__), flush=True)
-            try:
-                ctx.all_requests.extend(ctx.fake.requests())
-            except Exception:  # noqa: BLE001
-                pass
-    finally:
-        ctx.fake.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-    print("1..%d" % n)
-    return 1 if failed else 0
+    tap = Tap()
+    with Workdir("gauth-it") as w:
+        ctx.tmp = w.path
+        ctx.home = os.path.join(w.path, "home")
+        os.makedirs(ctx.home)
+        ctx.key_files = []
+        ctx.all_requests = []
+        ctx.fake = w.add(GoogleFake(w.path))
+        run_cases(tap, ctx, cases, look_back=("test_every_api_request_carries_a_token",
+                                              "test_no_output_contains_a_token_jwt_or_key"))
+    tap.done()
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

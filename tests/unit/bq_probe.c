@@ -31,10 +31,12 @@
 #include "gauth.h"
 #include "http.h"
 #include "log.h"
+#include "probe_common.h"
 #include "schema.h"
 #include "util.h"
 
 struct probe {
+	struct probe_common common;
 	struct bq_options o;
 	struct bq *bq;
 	const char *project, *dataset;
@@ -43,17 +45,6 @@ struct probe {
 	long stop_after;
 	int failures;
 };
-
-static void emit(json_t *o)
-{
-	char *s = json_dumps(o, JSON_COMPACT);
-	if (s) {
-		puts(s);
-		fflush(stdout);
-	}
-	free(s);
-	json_decref(o);
-}
 
 static json_t *result(const char *cmd, int rc, struct probe *p)
 {
@@ -88,7 +79,7 @@ static void do_dataset(struct probe *p)
 {
 	int r = bq_check_dataset(p->bq);
 	json_t *o = result("dataset", r, p);
-	emit(o);
+	probe_emit(o);
 }
 
 static void do_ensure(struct probe *p, const char *table, const struct schema *s, bool create)
@@ -97,7 +88,7 @@ static void do_ensure(struct probe *p, const char *table, const struct schema *s
 	json_t *o = result("ensure-table", r, p);
 	json_object_set_new(o, "table", json_string(table));
 	json_object_set_new(o, "stats", stats_json(p));
-	emit(o);
+	probe_emit(o);
 }
 
 struct seed {
@@ -149,7 +140,7 @@ static void do_seed(struct probe *p, const char *table, const struct schema *s)
 	json_object_set_new(o, "ms", json_integer((json_int_t)(util_now_ms() - t0)));
 	json_object_set_new(o, "keys", sd.keys);
 	json_object_set_new(o, "stats", stats_json(p));
-	emit(o);
+	probe_emit(o);
 }
 
 static const char *state_name(enum bq_row_state s)
@@ -177,7 +168,7 @@ static void do_insert(struct probe *p, const char *table, const struct schema *s
 
 	if (!f) {
 		r = -errno;
-		emit(result("insert", r, p));
+		probe_emit(result("insert", r, p));
 		return;
 	}
 	while ((len = getline(&line, &lcap, f)) > 0) {
@@ -222,7 +213,7 @@ static void do_insert(struct probe *p, const char *table, const struct schema *s
 	json_object_set_new(o, "invalid", json_integer((json_int_t)counts[BQ_ROW_INVALID]));
 	json_object_set_new(o, "ms", json_integer((json_int_t)(util_now_ms() - t0)));
 	json_object_set_new(o, "stats", stats_json(p));
-	emit(o);
+	probe_emit(o);
 	for (size_t i = 0; i < n; i++)
 		json_decref(rows[i]);
 	free(rows);
@@ -239,7 +230,7 @@ static int run(struct probe *p, int argc, char **argv)
 	} else if (argc >= 1 && strcmp(argv[0], "stats") == 0) {
 		json_t *o = json_pack("{s:s}", "cmd", "stats");
 		json_object_set_new(o, "stats", stats_json(p));
-		emit(o);
+		probe_emit(o);
 	} else if (argc >= 3 && s && strcmp(argv[0], "ensure-table") == 0) {
 		do_ensure(p, argv[1], s, p->create || (argc >= 4 && !strcmp(argv[3], "create")));
 	} else if (argc >= 3 && s && strcmp(argv[0], "seed") == 0) {
@@ -265,7 +256,8 @@ static void run_commands(struct probe *p)
 		if (strcmp(argv[0], "quit") == 0)
 			break;
 		if (run(p, argc, argv) != 0) {
-			emit(json_pack("{s:s, s:s}", "cmd", "error", "error", "unknown command"));
+			probe_emit(json_pack("{s:s, s:s}", "cmd", "error", "error",
+			                     "unknown command"));
 			p->failures++;
 		}
 	}
@@ -286,41 +278,36 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
+	        PROBE_OPTIONS,
 	        {"endpoint", required_argument, NULL, 'e'},
-	        {"credentials", required_argument, NULL, 'c'},
 	        {"project", required_argument, NULL, 'p'},
 	        {"dataset", required_argument, NULL, 'd'},
 	        {"location", required_argument, NULL, 'L'},
-	        {"attempts", required_argument, NULL, 'a'},
-	        {"budget-ms", required_argument, NULL, 'b'},
 	        {"job-poll-ms", required_argument, NULL, 'j'},
 	        {"job-max-wait-ms", required_argument, NULL, 'J'},
 	        {"resend-ms", required_argument, NULL, 'R'},
-	        {"log-level", required_argument, NULL, 'l'},
 	        {"create", no_argument, NULL, 'C'},
 	        {"stop-after", required_argument, NULL, 's'},
 	        {"method", required_argument, NULL, 'm'},
 	        {"batch-rows", required_argument, NULL, 'r'},
 	        {"batch-bytes", required_argument, NULL, 'B'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
-	struct http_policy policy = {.max_attempts = 4, .budget_ms = 30000};
-	struct probe p = {.o = {.method = CONFIG_INSERT_STREAMING,
-	                        .batch_rows = 500,
-	                        .batch_bytes = 9000000,
-	                        .policy = &policy}};
-	const char *credentials = NULL;
+	struct probe p = {
+	        .common = {.usage = usage, .policy = {.max_attempts = 4, .budget_ms = 30000}},
+	        .o = {.method = CONFIG_INSERT_STREAMING,
+	              .batch_rows = 500,
+	              .batch_bytes = 9000000}};
 	int c;
 
+	p.o.policy = &p.common.policy;
 	log_open(LOG_TARGET_STDERR);
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (probe_option(&p.common, c, optarg))
+			continue;
 		switch (c) {
 		case 'e':
 			p.o.endpoint = optarg;
-			break;
-		case 'c':
-			credentials = optarg;
 			break;
 		case 'p':
 			p.o.project = p.project = optarg;
@@ -331,12 +318,6 @@ int main(int argc, char **argv)
 		case 'L':
 			p.o.location = optarg;
 			break;
-		case 'a':
-			policy.max_attempts = atoi(optarg);
-			break;
-		case 'b':
-			policy.budget_ms = atol(optarg);
-			break;
 		case 'j':
 			p.job_poll_ms = atol(optarg);
 			break;
@@ -346,13 +327,6 @@ int main(int argc, char **argv)
 		case 'R':
 			p.resend_ms = atol(optarg);
 			break;
-		case 'l':
-			if (log_level_parse(optarg) < 0) {
-				usage(stderr);
-				return 64;
-			}
-			log_set_level(log_level_parse(optarg));
-			break;
 		case 'C':
 			p.create = true;
 			break;
@@ -360,14 +334,12 @@ int main(int argc, char **argv)
 			p.stop_after = atol(optarg);
 			break;
 		case 'm':
-			if (strcmp(optarg, "streaming") == 0) {
+			if (strcmp(optarg, "streaming") == 0)
 				p.o.method = CONFIG_INSERT_STREAMING;
-			} else if (strcmp(optarg, "load") == 0) {
+			else if (strcmp(optarg, "load") == 0)
 				p.o.method = CONFIG_INSERT_LOAD;
-			} else {
-				usage(stderr);
-				return 64;
-			}
+			else
+				probe_usage(&p.common, 64);
 			break;
 		case 'r':
 			p.o.batch_rows = strtoul(optarg, NULL, 10);
@@ -375,46 +347,32 @@ int main(int argc, char **argv)
 		case 'B':
 			p.o.batch_bytes = strtoul(optarg, NULL, 10);
 			break;
-		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return 64;
+			probe_usage(&p.common, 64);
 		}
 	}
 	int nargs = argc - optind;
 	char **args = argv + optind;
-	if (!p.o.endpoint || !credentials || !p.project || !p.dataset || nargs < 1) {
-		usage(stderr);
-		return 64;
-	}
+	if (!p.o.endpoint || !p.common.credentials || !p.project || !p.dataset || nargs < 1)
+		probe_usage(&p.common, 64);
 	bool commands = strcmp(args[0], "commands") == 0;
 	if (!commands &&
 	    !((nargs == 3 && (!strcmp(args[0], "ensure-table") || !strcmp(args[0], "seed"))) ||
-	      (nargs == 4 && !strcmp(args[0], "insert")))) {
-		usage(stderr);
-		return 64;
-	}
-	if (!commands && !schema_named(args[2])) {
-		usage(stderr);
-		return 64;
-	}
+	      (nargs == 4 && !strcmp(args[0], "insert"))))
+		probe_usage(&p.common, 64);
+	if (!commands && !schema_named(args[2]))
+		probe_usage(&p.common, 64);
 
-	http_global_init();
 	struct http_options ho = {.timeout_s = 60, .max_response_bytes = 64u << 20};
-	struct http_client *http = http_client_new(&ho);
 	char err[512] = "";
-	struct gauth_options go = {.credentials = credentials, .http = http, .policy = &policy};
-	struct gauth *g = http ? gauth_new(&go, err, sizeof(err)) : NULL;
-	p.o.auth = g;
-	p.o.http = http;
-	p.bq = g ? bq_new(&p.o) : NULL;
+	int r = probe_open(&p.common, &ho, NULL, err, sizeof(err));
+	p.o.auth = p.common.auth;
+	p.o.http = p.common.http;
+	p.bq = r == 0 ? bq_new(&p.o) : NULL;
 	if (!p.bq) {
-		emit(json_pack("{s:s, s:s}", "cmd", "setup", "error", g ? "bq_new" : err));
-		gauth_free(g);
-		http_client_free(http);
-		http_global_cleanup();
+		probe_emit(
+		        json_pack("{s:s, s:s}", "cmd", "setup", "error", r == 0 ? "bq_new" : err));
+		probe_close(&p.common);
 		return 1;
 	}
 	bq_set_timing(p.bq, p.job_poll_ms, p.job_max_wait_ms, p.resend_ms);
@@ -427,8 +385,6 @@ int main(int argc, char **argv)
 			run(&p, nargs, args);
 	}
 	bq_free(p.bq);
-	gauth_free(g);
-	http_client_free(http);
-	http_global_cleanup();
+	probe_close(&p.common);
 	return p.failures ? 1 : 0;
 }

@@ -25,29 +25,17 @@
 #include "gauth.h"
 #include "http.h"
 #include "log.h"
+#include "probe_common.h"
 #include "secret.h"
 #include "util.h"
 
 struct probe {
-	struct gauth *g;
-	struct http_client *http;
-	struct http_policy policy;
+	struct probe_common common;
 	const char *secret;
 	const char *sm_endpoint;
 	int ntoken;
 	int failures;
 };
-
-static void emit(json_t *o)
-{
-	char *s = json_dumps(o, JSON_COMPACT);
-	if (s) {
-		puts(s);
-		fflush(stdout);
-	}
-	free(s);
-	json_decref(o);
-}
 
 /* First 16 hex digits of SHA-256: enough to compare two values, useless to an attacker. */
 static void hash_prefix(const unsigned char *data, size_t len, char out[17])
@@ -71,7 +59,7 @@ static void result(json_t *o, int rc)
 static void do_token(struct probe *p)
 {
 	const struct secbuf *tok = NULL;
-	int r = gauth_token(p->g, &tok);
+	int r = gauth_token(p->common.auth, &tok);
 	json_t *o = json_pack("{s:s, s:i}", "event", "token", "n", ++p->ntoken);
 	result(o, r);
 	if (r == 0) {
@@ -82,7 +70,7 @@ static void do_token(struct probe *p)
 	} else {
 		p->failures++;
 	}
-	emit(o);
+	probe_emit(o);
 }
 
 static void do_secret(struct probe *p)
@@ -92,7 +80,7 @@ static void do_secret(struct probe *p)
 	cfg.seetickets.key_source = CONFIG_KEY_SECRET;
 	cfg.seetickets.key_ref = (char *)p->secret;
 	cfg.google.secretmanager_endpoint = (char *)p->sm_endpoint;
-	int r = secret_load(&cfg, p->g, p->http, &p->policy, &key);
+	int r = secret_load(&cfg, p->common.auth, p->common.http, &p->common.policy, &key);
 	json_t *o = json_pack("{s:s}", "event", "secret");
 	result(o, r);
 	if (r == 0) {
@@ -104,7 +92,7 @@ static void do_secret(struct probe *p)
 		p->failures++;
 	}
 	secbuf_free(key);
-	emit(o);
+	probe_emit(o);
 }
 
 static void sleep_ms(long ms)
@@ -122,23 +110,24 @@ static void run_commands(struct probe *p)
 		if (strcmp(line, "token") == 0) {
 			do_token(p);
 		} else if (strcmp(line, "invalidate") == 0) {
-			gauth_invalidate(p->g);
-			emit(json_pack("{s:s}", "event", "invalidate"));
+			gauth_invalidate(p->common.auth);
+			probe_emit(json_pack("{s:s}", "event", "invalidate"));
 		} else if (strcmp(line, "secret") == 0) {
 			if (p->secret) {
 				do_secret(p);
 			} else {
-				emit(json_pack("{s:s, s:s}", "event", "error", "error",
-				               "no --secret given"));
+				probe_emit(json_pack("{s:s, s:s}", "event", "error", "error",
+				                     "no --secret given"));
 				p->failures++;
 			}
 		} else if (strncmp(line, "sleep ", 6) == 0) {
 			sleep_ms(strtol(line + 6, NULL, 10));
-			emit(json_pack("{s:s}", "event", "slept"));
+			probe_emit(json_pack("{s:s}", "event", "slept"));
 		} else if (strcmp(line, "quit") == 0) {
 			break;
 		} else if (line[0]) {
-			emit(json_pack("{s:s, s:s}", "event", "error", "error", "unknown command"));
+			probe_emit(json_pack("{s:s, s:s}", "event", "error", "error",
+			                     "unknown command"));
 			p->failures++;
 		}
 	}
@@ -154,32 +143,28 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	        {"credentials", required_argument, NULL, 'c'},
+	        PROBE_OPTIONS,
 	        {"metadata-host", required_argument, NULL, 'm'},
 	        {"secret", required_argument, NULL, 's'},
 	        {"sm-endpoint", required_argument, NULL, 'e'},
 	        {"tokens", required_argument, NULL, 't'},
 	        {"sleep-ms", required_argument, NULL, 'w'},
-	        {"attempts", required_argument, NULL, 'a'},
-	        {"budget-ms", required_argument, NULL, 'b'},
 	        {"commands", no_argument, NULL, 'C'},
-	        {"log-level", required_argument, NULL, 'l'},
-	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
 	};
-	struct probe p = {.policy = {.max_attempts = 3, .budget_ms = 20000},
-	                  .sm_endpoint = "https://secretmanager.googleapis.com"};
-	const char *credentials = NULL, *metadata_host = NULL;
+	struct probe p = {
+	        .common = {.usage = usage, .policy = {.max_attempts = 3, .budget_ms = 20000}},
+	        .sm_endpoint = "https://secretmanager.googleapis.com"};
+	const char *metadata_host = NULL;
 	int tokens = 1, c;
 	long sleep = 0;
 	bool commands = false;
 
 	log_open(LOG_TARGET_STDERR);
 	while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+		if (probe_option(&p.common, c, optarg))
+			continue;
 		switch (c) {
-		case 'c':
-			credentials = optarg;
-			break;
 		case 'm':
 			metadata_host = optarg;
 			break;
@@ -195,53 +180,25 @@ int main(int argc, char **argv)
 		case 'w':
 			sleep = atol(optarg);
 			break;
-		case 'a':
-			p.policy.max_attempts = atoi(optarg);
-			break;
-		case 'b':
-			p.policy.budget_ms = atol(optarg);
-			break;
 		case 'C':
 			commands = true;
 			break;
-		case 'l':
-			if (log_level_parse(optarg) < 0) {
-				usage(stderr);
-				return 64;
-			}
-			log_set_level(log_level_parse(optarg));
-			break;
-		case 'h':
-			usage(stdout);
-			return 0;
 		default:
-			usage(stderr);
-			return 64;
+			probe_usage(&p.common, 64);
 		}
 	}
-	if (!credentials || optind < argc) {
-		usage(stderr);
-		return 64;
-	}
+	if (!p.common.credentials || optind < argc)
+		probe_usage(&p.common, 64);
 
-	http_global_init();
 	struct http_options ho = {.timeout_s = 30, .max_response_bytes = 1 << 20};
-	p.http = http_client_new(&ho);
 	char err[512] = "";
-	struct gauth_options go = {.credentials = credentials,
-	                           .metadata_host = metadata_host,
-	                           .http = p.http,
-	                           .policy = &p.policy};
-	p.g = p.http ? gauth_new(&go, err, sizeof(err)) : NULL;
-	if (!p.g) {
-		emit(json_pack("{s:s, s:b, s:s}", "event", "source", "ok", 0, "error",
-		               p.http ? err : "http client"));
-		http_client_free(p.http);
-		http_global_cleanup();
+	if (probe_open(&p.common, &ho, metadata_host, err, sizeof(err)) < 0) {
+		probe_emit(json_pack("{s:s, s:b, s:s}", "event", "source", "ok", 0, "error", err));
+		probe_close(&p.common);
 		return 1;
 	}
-	emit(json_pack("{s:s, s:b, s:s}", "event", "source", "ok", 1, "describe",
-	               gauth_describe(p.g)));
+	probe_emit(json_pack("{s:s, s:b, s:s}", "event", "source", "ok", 1, "describe",
+	                     gauth_describe(p.common.auth)));
 
 	if (commands) {
 		run_commands(&p);
@@ -254,8 +211,6 @@ int main(int argc, char **argv)
 		if (p.secret)
 			do_secret(&p);
 	}
-	gauth_free(p.g);
-	http_client_free(p.http);
-	http_global_cleanup();
+	probe_close(&p.common);
 	return p.failures ? 1 : 0;
 }

@@ -100,6 +100,16 @@ void log_set_sink(log_sink_fn fn, void *userdata)
 	log_sink_data = userdata;
 }
 
+void log_sink_discard(int prio, const char *message, const struct log_field *fields, size_t nfields,
+                      void *userdata)
+{
+	(void)prio;
+	(void)message;
+	(void)fields;
+	(void)nfields;
+	(void)userdata;
+}
+
 static bool is_token_char(unsigned char c)
 {
 	return isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~' || c == '+' || c == '/' ||

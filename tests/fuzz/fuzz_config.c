@@ -26,16 +26,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static char dir[] = "/tmp/stbq-fuzz-config-XXXXXX";
 static char path[sizeof(dir) + 32];
 
-static void discard(int prio, const char *message, const struct log_field *fields, size_t n,
-                    void *ud)
-{
-	(void)prio;
-	(void)message;
-	(void)fields;
-	(void)n;
-	(void)ud;
-}
-
 static void remove_dir(void)
 {
 	rmdir(dir);
@@ -43,7 +33,7 @@ static void remove_dir(void)
 
 static int set_up(void)
 {
-	log_set_sink(discard, NULL);
+	log_set_sink(log_sink_discard, NULL);
 	if (!mkdtemp(dir))
 		return -errno;
 	snprintf(path, sizeof(path), "%s/seetickets-bq.conf", dir);

@@ -33,16 +33,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define FUZZ_MAX_ROWS      1000 /* rows of the largest insertAll request read back */
 #define FUZZ_MAX_EXPIRES_S (10L * 365 * 86400)
 
-static void discard(int prio, const char *message, const struct log_field *fields, size_t n,
-                    void *ud)
-{
-	(void)prio;
-	(void)message;
-	(void)fields;
-	(void)n;
-	(void)ud;
-}
-
 /* Text for a log line or a dead letter: terminated inside its buffer, no control characters. */
 static void check_text(const char *s, size_t len)
 {
@@ -282,7 +272,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static int ready;
 
 	if (!ready) {
-		log_set_sink(discard, NULL);
+		log_set_sink(log_sink_discard, NULL);
 		log_set_level(LOG_DEBUG);
 		ready = 1;
 	}

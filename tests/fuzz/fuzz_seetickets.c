@@ -22,16 +22,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 			abort();                                                                   \
 	} while (0)
 
-static void discard(int prio, const char *message, const struct log_field *fields, size_t n,
-                    void *ud)
-{
-	(void)prio;
-	(void)message;
-	(void)fields;
-	(void)n;
-	(void)ud;
-}
-
 static void coerce(const struct schema *s, const json_t *row)
 {
 	char why[128];
@@ -60,7 +50,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (!ready) {
 		/* Debug level so that every note the parsers make is formatted too. */
-		log_set_sink(discard, NULL);
+		log_set_sink(log_sink_discard, NULL);
 		log_set_level(LOG_DEBUG);
 		ready = 1;
 	}

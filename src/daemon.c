@@ -414,9 +414,7 @@ static void reload(void *ud)
 
 	log_info("reloading configuration from %s", d->opts->config_path);
 	if (config_load(d->opts->config_path, &fresh, &errors) < 0) {
-		for (char *line = strtok(errors ? errors : (char[]){""}, "\n"); line;
-		     line = strtok(NULL, "\n"))
-			log_error("%s", line);
+		log_lines(LOG_ERR, errors);
 		log_error(
 		        "configuration reload refused; the previous configuration stays in force");
 		free(errors);

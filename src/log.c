@@ -100,6 +100,17 @@ void log_set_sink(log_sink_fn fn, void *userdata)
 	log_sink_data = userdata;
 }
 
+void log_lines(int prio, const char *text)
+{
+	for (const char *p = text; p && *p;) {
+		size_t n = strcspn(p, "\n");
+		if (n > 0)
+			log_write(prio, NULL, 0, "%.*s", (int)n, p);
+		p += n;
+		p += *p == '\n';
+	}
+}
+
 void log_sink_discard(int prio, const char *message, const struct log_field *fields, size_t nfields,
                       void *userdata)
 {

@@ -32,6 +32,10 @@ int log_is_journal(void);
 void log_write(int prio, const struct log_field *fields, size_t nfields, const char *fmt, ...)
         __attribute__((format(printf, 4, 5)));
 
+/* One record per non-empty line of `text` (e.g. a list of configuration
+ * problems), so each line stays its own journal entry. */
+void log_lines(int prio, const char *text);
+
 /* Scrub a formatted record in place (exported for tests and the HTTP layer's
  * error bodies): live secrets, "Bearer x", "ya29.x", JWT-shaped strings. */
 void log_scrub(char *text);

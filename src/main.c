@@ -157,14 +157,12 @@ int main(int argc, char **argv)
 		log_set_level(opts.log_level);
 
 	if (config_load(opts.config_path, &cfg, &errors) < 0) {
-		/* Under systemd, stderr is the journal too: one record per line. */
-		for (char *line = strtok(errors ? errors : (char[]){"configuration error"}, "\n");
-		     line; line = strtok(NULL, "\n")) {
-			if (opts.check_config || !log_is_journal())
-				fprintf(stderr, "%s\n", line);
-			else
-				log_error("%s", line);
-		}
+		/* --check-config and a terminal get the lines verbatim; under
+		 * systemd each one becomes its own journal record. */
+		if (opts.check_config || !log_is_journal())
+			fputs(errors ? errors : "configuration error\n", stderr);
+		else
+			log_lines(LOG_ERR, errors ? errors : "configuration error");
 		free(errors);
 		return EX_CONFIG;
 	}

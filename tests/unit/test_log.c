@@ -93,6 +93,19 @@ static void test_token_shapes_are_scrubbed_even_if_unregistered(void)
 	CHECK(strstr(last_msg, "shh") == NULL);
 }
 
+static void test_each_line_of_a_text_is_its_own_record(void)
+{
+	records = 0;
+	log_lines(LOG_ERR, "a.conf:3: x: bad\n\na.conf:9: y: worse\n");
+	CHECK_INT(records, 2);
+	CHECK_STR(last_msg, "a.conf:9: y: worse");
+	CHECK_INT(last_prio, LOG_ERR);
+	log_lines(LOG_ERR, NULL);
+	log_lines(LOG_ERR, "no newline");
+	CHECK_INT(records, 3);
+	CHECK_STR(last_msg, "no newline");
+}
+
 static void test_ordinary_text_is_left_alone(void)
 {
 	log_info("sales: fetched 10 rows from DF-2974218, eyJ alone is fine");
@@ -107,6 +120,7 @@ int main(void)
 	RUN(test_structured_fields_reach_the_sink);
 	RUN(test_live_secret_is_blanked_in_message_and_fields);
 	RUN(test_token_shapes_are_scrubbed_even_if_unregistered);
+	RUN(test_each_line_of_a_text_is_its_own_record);
 	RUN(test_ordinary_text_is_left_alone);
 	return tap_done();
 }

@@ -617,7 +617,7 @@ struct page_ctx {
 	struct buf ndjson;
 	struct keyset *page_keys; /* keys accepted from this page, not yet durable */
 	bool segment_open;
-	int error;
+	bool undelivered; /* a rejected row whose dead letter could not be written */
 };
 
 static int accept_page(struct page_ctx *pc)
@@ -672,6 +672,11 @@ static int on_page(json_t *rows, void *ud)
 			if (dead_letter(f, api, why, "coerce") == 0) {
 				f->last.rejected++;
 				remember_rejected(f, api);
+			} else {
+				/* Neither sent nor dead-lettered: it comes again
+				 * with the next fetch, but this poll did not
+				 * handle every row. */
+				pc->undelivered = true;
 			}
 			continue;
 		}
@@ -861,6 +866,11 @@ int feed_poll(struct feed *f, struct feed_stats *st)
 		int d = drain_all(f);
 		if (d < 0 && r == 0)
 			r = d;
+	}
+	if (pc.undelivered) {
+		f->last.rows_pending = true;
+		if (r == 0)
+			r = -EIO;
 	}
 out:
 	f->last.error = r;

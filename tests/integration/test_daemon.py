@@ -1,12 +1,13 @@
 #!/usr/bin/python3
 """The daemon as systemd sees it: notify protocol, signals, reload, watchdog,
 command line and exit status. Real binary, fake servers, public interface."""
+import os
 import re
 import signal
 import time
 
 from harness import (API_KEY, Daemon, GoogleFake, SeeTicketsFake, Tap, Workdir, run_once,
-                     write_config, STBQ_BIN)
+                     check_exactly_once, expected_rows, wait_for, write_config, STBQ_BIN)
 import subprocess
 
 
@@ -136,6 +137,32 @@ def test_a_long_seed_reports_progress_and_extends_the_start_timeout():
         d.stop()
 
 
+def test_a_refused_key_is_read_again_before_the_next_poll():
+    with Workdir("rotate") as w:
+        g, s = start_fakes(w)
+        cfg = write_config(w.path, g, s)
+        key_file = os.path.join(w.path, "api-key")
+        d = w.add(Daemon(w.path, cfg))
+        d.wait_notify("STATUS=sales: fetched", 30)
+        # The key is rotated at See Tickets first, in the file a little later.
+        s.post("/_fake/config", {"api_key": "rotated-key-5d2e9a"})
+        wait_for(lambda: "refused the API key from file " + key_file in d.stderr(), 15,
+                 "the refusal naming the key file")
+        with open(key_file, "w") as f:
+            f.write("rotated-key-5d2e9a\n")
+        s.grow(sales=7)
+        want, _ = expected_rows(s, "sales")
+        wait_for(lambda: len(g.rows("sales")) == len(want), 20, "the new sales to land")
+        check_exactly_once(g, s, "sales")
+        # A reload whose key cannot be read is refused; the daemon goes on.
+        os.unlink(key_file)
+        reload_with(d, cfg, open(cfg).read(), "the API key could not be read")
+        assert "reload refused: the API key could not be read" in d.stderr()
+        assert d.proc.poll() is None
+        assert "rotated-key-5d2e9a" not in d.stderr()
+        assert d.stop() == 0
+
+
 def test_command_line_errors_exit_64_and_help_exits_0():
     for args in (["--bogus"], ["--feed", "tickets", "--once"], ["--feed", "sales"],
                  ["extra-arg"], ["--log-level", "loud"], ["-c"], ["--check-config", "--once"]):
@@ -196,6 +223,7 @@ if __name__ == "__main__":
                test_no_watchdog_pings_without_watchdog_usec,
                test_second_daemon_on_the_same_state_dir_is_refused,
                test_a_long_seed_reports_progress_and_extends_the_start_timeout,
+               test_a_refused_key_is_read_again_before_the_next_poll,
                test_logs_hold_no_secret_at_debug_level):
         t.run(fn)
     t.done()

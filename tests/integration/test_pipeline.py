@@ -209,6 +209,77 @@ def parse_time(v):
     return d.timestamp()
 
 
+def test_date_filter_window_moves_only_after_a_good_fetch():
+    with Workdir("datefilter") as w:
+        g, s, cfg = setup(w, **{"sales.date_filter": "true"})
+        once_ok(w, cfg)
+        check_exactly_once(g, s, "sales")
+        bodies = [json.loads(r["body"]) for r in s.requests() if r["path"].endswith("/reports/sales")]
+        assert bodies and all(b["filteredBy"]["salesStartDate"] == "2000-01-01T00:00:00Z"
+                              for b in bodies), bodies[:1]
+        end = parse_time(bodies[0]["filteredBy"]["salesEndDate"])
+        assert abs(end - time.time()) < 120
+        ckpt = os.path.join(w.path, "state", "checkpoint-sales")
+        first = open(ckpt).read().strip()
+        # The window restarts an hour before the last end: keys remove the overlap.
+        assert abs(parse_time(first) - (end - 3600)) < 2, (first, end)
+        # A failed fetch leaves the checkpoint where it was.
+        s.fault({"status": 503, "body": "down"}, path="/v1/reports/sales", times=0)
+        rc, out, err = run_once(w.path, cfg, "--once", "--feed", "sales")
+        assert rc == 69, (rc, err[-1500:])
+        assert open(ckpt).read().strip() == first
+        s.clear_faults()
+        s.call("DELETE", "/_fake/requests")
+        s.grow(sales=12)
+        # The window's end has one-second resolution and is exclusive: a sale stamped in
+        # the same second is taken by the next, overlapping window, not this one.
+        time.sleep(1.5)
+        once_ok(w, cfg)
+        starts = {json.loads(r["body"])["filteredBy"]["salesStartDate"]
+                  for r in s.requests() if r["path"].endswith("/reports/sales")}
+        assert starts == {first}, starts
+        check_exactly_once(g, s, "sales")
+
+
+def test_a_dead_letter_that_cannot_be_written_leaves_the_run_unfinished():
+    with Workdir("deadletterfail") as w:
+        g, s, cfg = setup(w)
+        once_ok(w, cfg, "--feed", "events")
+        event = str(s.truth("events")[0]["id"])
+        s.post("/_fake/bad_rows", {"sales": [{"uniqueCode": "BADSOLD0002", "sold": "many",
+                                              "eventId": event}]})
+        path = os.path.join(w.path, "state", "rejected-sales.ndjson")
+        os.mkdir(path)  # appending to it fails, as on a full or read-only disk
+        rc, out, err = run_once(w.path, cfg, "--once")
+        assert rc == 75, (rc, err[-1500:])
+        assert "cannot write dead letter" in err
+        os.rmdir(path)
+        once_ok(w, cfg)
+        rej = [json.loads(l) for l in open(path)]
+        assert [r["row"]["uniqueCode"] for r in rej] == ["BADSOLD0002"], rej
+        check_exactly_once(g, s, "sales")
+
+
+def test_an_unreadable_spool_line_is_dead_lettered_and_the_rest_sent():
+    with Workdir("spoolcorrupt") as w:
+        g, s, cfg = setup(w)
+        once_ok(w, cfg, "--feed", "events")
+        want, _ = expected_rows(s, "sales")
+        some = sorted(want)[:3]
+        spool = os.path.join(w.path, "state", "spool")
+        with open(os.path.join(spool, "sales-0000000000000001.ndjson"), "w") as f:
+            f.write(json.dumps(want[some[0]]) + "\n")
+            f.write("{\"uniqueCode\": \"torn-by-a-bad-disk\n")
+            f.write(json.dumps(want[some[1]]) + "\n")
+            f.write(json.dumps(want[some[2]]))  # a torn last line: never fsynced, never sent
+        once_ok(w, cfg)
+        rej = [json.loads(l) for l in open(os.path.join(w.path, "state", "rejected-sales.ndjson"))]
+        assert len(rej) == 1 and rej[0]["stage"] == "spool", rej
+        assert rej[0]["reason"] == "unreadable spool line"
+        assert not os.listdir(spool)
+        check_exactly_once(g, s, "sales")
+
+
 def test_api_key_from_secret_manager():
     with Workdir("secret") as w:
         g, s, _ = setup(w)
@@ -233,6 +304,9 @@ if __name__ == "__main__":
                test_rows_without_key_or_with_bad_values_are_dead_lettered,
                test_event_codes_are_asked_for_in_chunks,
                test_automatic_codes_skip_events_past_the_lookback,
+               test_date_filter_window_moves_only_after_a_good_fetch,
+               test_a_dead_letter_that_cannot_be_written_leaves_the_run_unfinished,
+               test_an_unreadable_spool_line_is_dead_lettered_and_the_rest_sent,
                test_api_key_from_secret_manager):
         t.run(fn)
     t.done()

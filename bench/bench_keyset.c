@@ -27,27 +27,12 @@
 #include <unistd.h>
 
 #include "keyset.h"
+#include "../tests/unit/keygen.h"
 
-#define KEY_LEN 10
 /* The worst add is noisy on a shared machine (one preemption looks like a slow add), so
  * the latency pass is repeated and the smallest worst case reported: a real pause in the
  * set shows up in every run. Adds the scheduler interrupted are also set apart. */
 #define LATENCY_RUNS 3
-
-/* Same generator as the unit test: distinct keys for every index below 2^60. */
-static void make_key(uint64_t i, char out[KEY_LEN])
-{
-	static const char alphabet[] =
-	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	const uint64_t m60 = (UINT64_C(1) << 60) - 1;
-	uint64_t x = i & m60;
-	x = (x * UINT64_C(0x9e3779b97f4a7c15)) & m60;
-	x ^= x >> 29;
-	x = (x * UINT64_C(0xbf58476d1ce4e5b9)) & m60;
-	x ^= x >> 31;
-	for (int c = 0; c < KEY_LEN; c++)
-		out[c] = alphabet[(x >> (6 * c)) & 63];
-}
 
 static uint64_t now_ns(void)
 {

@@ -7,6 +7,7 @@
 
 #include "keyset-internal.h"
 #include "keyset.h"
+#include "keygen.h"
 #include "tap.h"
 
 /* Millions normally; fewer under AddressSanitizer, which makes every access several times
@@ -26,23 +27,6 @@ static bool under_sanitizers(void)
 #endif
 #endif
 	return false;
-}
-
-/* Key number i as 10 random-looking characters, different for every i below 2^60: a
- * bijective mix of i spread over 10 characters of 6 bits each. */
-#define KEY_LEN 10
-static void make_key(uint64_t i, char out[KEY_LEN])
-{
-	static const char alphabet[] =
-	        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-	const uint64_t m60 = (UINT64_C(1) << 60) - 1;
-	uint64_t x = i & m60;
-	x = (x * UINT64_C(0x9e3779b97f4a7c15)) & m60;
-	x ^= x >> 29;
-	x = (x * UINT64_C(0xbf58476d1ce4e5b9)) & m60;
-	x ^= x >> 31;
-	for (int c = 0; c < KEY_LEN; c++)
-		out[c] = alphabet[(x >> (6 * c)) & 63];
 }
 
 static uint64_t constant_hash(const char *key, size_t len, void *ud)

@@ -144,9 +144,10 @@ static int ensure_key(struct daemon *d)
 	return r;
 }
 
-static void feeds_set_env(struct daemon *d)
+/* What the feeds borrow from the daemon; rebuilt after a reload swaps clients. */
+static struct feed_env feed_env_of(const struct daemon *d)
 {
-	struct feed_env env = {
+	return (struct feed_env){
 	        .cfg = d->cfg,
 	        .bq = d->cl->bq,
 	        .st = d->cl->st,
@@ -154,6 +155,11 @@ static void feeds_set_env(struct daemon *d)
 	        .dry_run = d->opts->dry_run,
 	        .dry_out = stdout,
 	};
+}
+
+static void feeds_set_env(struct daemon *d)
+{
+	struct feed_env env = feed_env_of(d);
 	if (d->events)
 		feed_set_env(d->events, &env);
 	if (d->sales)
@@ -220,12 +226,7 @@ static int startup(struct daemon *d)
 	d->cl = clients_new(d, d->cfg);
 	if (!d->cl)
 		return -EINVAL;
-	struct feed_env env = {.cfg = d->cfg,
-	                       .bq = d->cl->bq,
-	                       .st = d->cl->st,
-	                       .loop = d->loop,
-	                       .dry_run = d->opts->dry_run,
-	                       .dry_out = stdout};
+	struct feed_env env = feed_env_of(d);
 	/* The events feed also serves the sales feed's automatic event codes. */
 	bool need_events = feed_wanted(d, FEED_EVENTS) ||
 	                   (feed_wanted(d, FEED_SALES) && d->cfg->sales.n_event_codes == 0);

@@ -47,7 +47,6 @@ struct segstate {
 	char *path;
 	unsigned char *done; /* per line number (1-based) */
 	size_t cap;
-	bool scan; /* found at start-up: decide per line against BigQuery's keys */
 };
 
 struct feed {
@@ -353,7 +352,7 @@ int feed_seed(struct feed *f)
 
 /* ---- draining the spool ------------------------------------------------ */
 
-static struct segstate *segstate_get(struct feed *f, const char *path, bool scan)
+static struct segstate *segstate_get(struct feed *f, const char *path)
 {
 	for (size_t i = 0; i < f->nsegs; i++)
 		if (strcmp(f->segs[i].path, path) == 0)
@@ -363,7 +362,7 @@ static struct segstate *segstate_get(struct feed *f, const char *path, bool scan
 		return NULL;
 	f->segs = n;
 	struct segstate *s = &f->segs[f->nsegs];
-	*s = (struct segstate){.path = strdup(path), .scan = scan};
+	*s = (struct segstate){.path = strdup(path)};
 	if (!s->path)
 		return NULL;
 	f->nsegs++;
@@ -456,25 +455,21 @@ static int drain_line(const char *line, size_t len, size_t lineno, void *ud)
 		json_decref(row);
 		if (r == 0)
 			(void)segstate_mark(d->seg, lineno);
+		else
+			d->pending++; /* the segment stays until its dead letter is written */
 		return 0;
 	}
-	if (d->seg->scan) {
+	if (d->scan_only) {
 		/* Leftover from an earlier run: BigQuery's keys were seeded, so
 		 * a key already known has landed (or appeared in an earlier
-		 * segment) and must not be sent again. */
+		 * segment) and must not be sent again; any other row is now
+		 * pending in the key set and goes with the next drain. */
 		int r = keyset_add(f->seen, key, strlen(key));
-		if (r == 0 || r == -EINVAL) {
-			json_decref(row);
-			return segstate_mark(d->seg, lineno);
-		}
-		if (r < 0) {
-			json_decref(row);
-			return r;
-		}
-	}
-	if (d->scan_only) {
-		/* Scanning only: the row is now pending in the key set. */
 		json_decref(row);
+		if (r == 0 || r == -EINVAL)
+			return segstate_mark(d->seg, lineno);
+		if (r < 0)
+			return r;
 		d->pending++;
 		return 0;
 	}
@@ -514,12 +509,11 @@ static int drain_line(const char *line, size_t len, size_t lineno, void *ud)
  * the key set. Sends nothing. */
 static int scan_segment(struct feed *f, size_t i)
 {
-	struct segstate *s = segstate_get(f, spool_path(f->spool, i), true);
+	struct segstate *s = segstate_get(f, spool_path(f->spool, i));
 	if (!s)
 		return -ENOMEM;
 	struct drain d = {.f = f, .seg = s, .scan_only = true};
 	int r = spool_foreach(f->spool, i, drain_line, &d);
-	s->scan = false;
 	if (d.pending)
 		log_info("%s: %zu spooled rows from an earlier run still to send (%s)",
 		         feed_name(f), d.pending, spool_path(f->spool, i));
@@ -529,7 +523,7 @@ static int scan_segment(struct feed *f, size_t i)
 /* Send the unconfirmed lines of segment i; retire it when none is left. */
 static int drain_segment(struct feed *f, size_t i)
 {
-	struct segstate *s = segstate_get(f, spool_path(f->spool, i), false);
+	struct segstate *s = segstate_get(f, spool_path(f->spool, i));
 	if (!s)
 		return -ENOMEM;
 	struct drain d = {.f = f, .seg = s};
@@ -854,12 +848,11 @@ int feed_poll(struct feed *f, struct feed_stats *st)
 			r = e;
 		/* Rows spooled in this process: every line starts unconfirmed. */
 		size_t last = spool_count(f->spool);
-		if (last > 0 && !segstate_get(f, spool_path(f->spool, last - 1), false))
+		if (last > 0 && !segstate_get(f, spool_path(f->spool, last - 1)))
 			r = r ? r : -ENOMEM;
 	}
 	buf_free(&pc.ndjson);
 	keyset_free(pc.page_keys);
-	f->last.error = r;
 
 	/* Whatever the fetch did, rows already spooled are sent. */
 	if (!f->env.dry_run && r != -ECANCELED) {

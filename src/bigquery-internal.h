@@ -14,11 +14,17 @@
 #define BQ_LOAD_MAX_NEW_JOBS 32 /* new load jobs one bq_insert may start (daily table quota) */
 #define BQ_LOAD_JOB_ATTEMPTS 3  /* fresh failures (backendError...) of one chunk per call */
 #define BQ_LOAD_MAX_ATTEMPT_IDS                                                                    \
-	100                   /* "_rN" suffixes tried, counting old failed jobs found by 409 */
-#define BQ_JOB_404_RETRIES  5 /* jobs.get 404 right after a 409 (python-bigquery#2134) */
-#define BQ_JOB_404_WAIT_MS  1000
-#define BQ_RESEND_BASE_MS   1000 /* first pause before resending rows with transient errors */
-#define BQ_JOB_ID_TABLE_MAX 200  /* characters of the table name inside a job id */
+	100                  /* "_rN" suffixes tried, counting old failed jobs found by 409 */
+#define BQ_JOB_404_RETRIES 5 /* jobs.get 404 right after a 409 (python-bigquery#2134) */
+#define BQ_JOB_404_WAIT_MS 1000
+#define BQ_RESEND_BASE_MS  1000 /* first pause before resending rows with transient errors */
+/* insertId de-duplication is best effort for about a minute. Every send of a
+ * streaming batch within one bq_insert starts inside this span of its first
+ * send, and a send takes at most BQ_STREAM_TIMEOUT_S; past that, the caller
+ * asks BigQuery what it holds before sending the rows again. */
+#define BQ_STREAM_SPAN_MS   25000
+#define BQ_STREAM_TIMEOUT_S 30
+#define BQ_JOB_ID_TABLE_MAX 200 /* characters of the table name inside a job id */
 #define BQ_JOB_ID_MAX       (5 + BQ_JOB_ID_TABLE_MAX + 9 + 1 + 40 + 12 + 1)
 #define BQ_UUID_LEN         36
 #define BQ_BOUNDARY_MAX     64

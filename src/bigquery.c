@@ -450,8 +450,9 @@ static char *api_url(const struct bq *b, const char *fmt, ...)
 	return url;
 }
 
-static int call(struct bq *b, const char *method, const char *url, const char *ctype,
-                const char *body, size_t len, struct http_response *resp)
+static int call_within(struct bq *b, const char *method, const char *url, const char *ctype,
+                       const char *body, size_t len, struct http_response *resp,
+                       const struct http_policy *policy, long timeout_s)
 {
 	struct http_request req = {
 	        .method = method,
@@ -459,12 +460,19 @@ static int call(struct bq *b, const char *method, const char *url, const char *c
 	        .body = body,
 	        .body_len = len,
 	        .content_type = body ? ctype : NULL,
+	        .timeout_s = timeout_s,
 	};
 	if (!url)
 		return -ENOMEM;
 	http_response_reset(resp);
 	b->stats.requests++;
-	return gapi_call(b->auth, b->http, &req, resp, b->policy);
+	return gapi_call(b->auth, b->http, &req, resp, policy);
+}
+
+static int call(struct bq *b, const char *method, const char *url, const char *ctype,
+                const char *body, size_t len, struct http_response *resp)
+{
+	return call_within(b, method, url, ctype, body, len, resp, b->policy, 0);
 }
 
 static json_t *reply_json(const struct http_response *resp)
@@ -929,8 +937,29 @@ static int query_page(struct qrun *q, json_t *reply, char **token, long long *to
 	return r;
 }
 
+json_t *bq_param_strings(const char *name, const char *const *values, size_t n)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; arr && i < n; i++)
+		if (json_array_append_new(arr, json_pack("{s:s}", "value", values[i])) < 0) {
+			json_decref(arr);
+			arr = NULL;
+		}
+	if (!arr)
+		return NULL;
+	return json_pack("[{s:s, s:{s:s, s:{s:s}}, s:{s:o}}]", "name", name, "parameterType",
+	                 "type", "ARRAY", "arrayType", "type", "STRING", "parameterValue",
+	                 "arrayValues", arr);
+}
+
 int bq_query(struct bq *b, const char *sql, bq_row_fn fn, void *userdata,
              void (*progress)(size_t rows_so_far, void *userdata))
+{
+	return bq_query_params(b, sql, NULL, fn, userdata, progress);
+}
+
+int bq_query_params(struct bq *b, const char *sql, const json_t *params, bq_row_fn fn,
+                    void *userdata, void (*progress)(size_t rows_so_far, void *userdata))
 {
 	struct qrun q = {.b = b, .fn = fn, .userdata = userdata};
 	struct http_response resp = {0};
@@ -949,6 +978,12 @@ int bq_query(struct bq *b, const char *sql, bq_row_fn fn, void *userdata,
 	                  "requestId", rid, "formatOptions", "useInt64Timestamp", 1);
 	if (body && b->location)
 		json_object_set_new(body, "location", json_string(b->location));
+	if (body && params &&
+	    (json_object_set_new(body, "parameterMode", json_string("NAMED")) < 0 ||
+	     json_object_set(body, "queryParameters", (json_t *)params) < 0)) {
+		json_decref(body);
+		body = NULL;
+	}
 	if (!body || !(text = json_dumps(body, JSON_COMPACT)) ||
 	    !(url = api_url(b, "/queries?prettyPrint=false")))
 		goto out;
@@ -1108,6 +1143,7 @@ struct ins {
 	size_t *next; /* rows for the next round */
 	size_t nnext;
 	bool backoff; /* a transient row error was seen this round */
+	uint64_t t0;  /* the call's first send */
 	struct bq_row_verdict *v;
 	struct buf body;
 };
@@ -1130,7 +1166,16 @@ static int stream_batch(struct ins *x, size_t *idx, size_t k)
 		if (r < 0 || (r = buf_puts(&x->body, BQ_INSERT_SUFFIX)) < 0)
 			break;
 		b->stats.rows_sent += k;
-		r = call(b, "POST", x->url, "application/json", x->body.data, x->body.len, &resp);
+		/* Retries of this POST stay within the span since the call's first send. */
+		uint64_t spent = util_now_ms() - x->t0;
+		struct http_policy within = *b->policy;
+		long left = BQ_STREAM_SPAN_MS - (long)spent;
+		if (left < 1)
+			left = 1;
+		if (within.budget_ms == 0 || within.budget_ms > left)
+			within.budget_ms = left;
+		r = call_within(b, "POST", x->url, "application/json", x->body.data, x->body.len,
+		                &resp, &within, BQ_STREAM_TIMEOUT_S);
 		if (r == 0) {
 			json_t *reply = reply_json(&resp);
 			int ne = reply ? bq_parse_insert_errors(reply, x->v, k) : -EPROTO;
@@ -1225,7 +1270,7 @@ static int stream_batch(struct ins *x, size_t *idx, size_t k)
 static int insert_streaming(struct bq *b, const char *table, json_t *const *rows,
                             const char *const *keys, size_t n, struct bq_row_status *st)
 {
-	struct ins x = {.b = b, .table = table, .st = st};
+	struct ins x = {.b = b, .table = table, .st = st, .t0 = util_now_ms()};
 	size_t *cur = NULL, ncur = 0;
 	const size_t overhead = strlen(BQ_INSERT_PREFIX) + strlen(BQ_INSERT_SUFFIX);
 	char *tesc = url_escape(table);
@@ -1285,12 +1330,14 @@ static int insert_streaming(struct bq *b, const char *table, json_t *const *rows
 		}
 		if (r < 0 || x.nnext == 0)
 			break;
-		if (round >= BQ_ROW_RESEND_ROUNDS) {
+		if (round >= BQ_ROW_RESEND_ROUNDS ||
+		    util_now_ms() - x.t0 + (uint64_t)resend_wait_ms(b, round) >=
+		            BQ_STREAM_SPAN_MS) {
 			log_warning(
 			        "table %s: %zu rows still not stored after %d resends; they stay "
 			        "spooled",
 			        table, x.nnext, BQ_ROW_RESEND_ROUNDS);
-			r = -EAGAIN;
+			r = -ETIMEDOUT;
 			break;
 		}
 		b->stats.retries++;
@@ -1781,12 +1828,19 @@ out:
 int bq_insert(struct bq *b, const char *table, json_t *const *rows, const char *const *keys,
               size_t n, struct bq_row_status *status)
 {
+	return bq_insert_as(b, b->method, table, rows, keys, n, status);
+}
+
+int bq_insert_as(struct bq *b, enum config_insert_method method, const char *table,
+                 json_t *const *rows, const char *const *keys, size_t n,
+                 struct bq_row_status *status)
+{
 	for (size_t i = 0; i < n; i++)
 		status[i] = (struct bq_row_status){.state = BQ_ROW_PENDING};
 	if (n == 0)
 		return 0;
-	int r = b->method == CONFIG_INSERT_LOAD ? insert_load(b, table, rows, n, status)
-	                                        : insert_streaming(b, table, rows, keys, n, status);
+	int r = method == CONFIG_INSERT_LOAD ? insert_load(b, table, rows, n, status)
+	                                     : insert_streaming(b, table, rows, keys, n, status);
 	/* An unreadable answer confirmed nothing: the rows go again next time, harmlessly. */
 	return r == -EPROTO ? -EAGAIN : r;
 }

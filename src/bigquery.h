@@ -63,6 +63,12 @@ typedef int (*bq_row_fn)(const char *const *values, const size_t *lens, size_t n
  * is called after each page with the rows delivered so far. */
 int bq_query(struct bq *b, const char *sql, bq_row_fn fn, void *userdata,
              void (*progress)(size_t rows_so_far, void *userdata));
+/* bq_query with named parameters: `params` (borrowed) is the request's
+ * queryParameters array, e.g. from bq_param_strings(). */
+int bq_query_params(struct bq *b, const char *sql, const json_t *params, bq_row_fn fn,
+                    void *userdata, void (*progress)(size_t rows_so_far, void *userdata));
+/* A queryParameters array of one ARRAY<STRING> parameter `name`. NULL on ENOMEM. */
+json_t *bq_param_strings(const char *name, const char *const *values, size_t n);
 
 enum bq_row_state {
 	BQ_ROW_PENDING = 0, /* not confirmed (yet): keep it spooled */
@@ -87,6 +93,14 @@ struct bq_row_status {
  * transient, -EACCES permission, -ENOENT table missing, -ECANCELED). */
 int bq_insert(struct bq *b, const char *table, json_t *const *rows, const char *const *keys,
               size_t n, struct bq_row_status *status);
+/* bq_insert by the given method rather than the configured one: rows already
+ * sent by load jobs keep being sent by load jobs (see spool.h). Rows left
+ * PENDING only because BigQuery kept answering stopped/timeout/backendError
+ * for them after every resend give -ETIMEDOUT: BigQuery itself answered, so
+ * other batches may still go. */
+int bq_insert_as(struct bq *b, enum config_insert_method method, const char *table,
+                 json_t *const *rows, const char *const *keys, size_t n,
+                 struct bq_row_status *status);
 
 /* Counters since start, for metrics and logs. */
 struct bq_stats {

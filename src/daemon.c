@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "bigquery.h"
+#include "calendar.h"
 #include "daemon.h"
 #include "feed.h"
 #include "gauth.h"
@@ -50,6 +51,7 @@ struct daemon {
 	struct http_policy policy;
 	struct clients *cl;
 	struct feed *events, *sales;
+	struct calendar *cal; /* which events sales polls ask for */
 	struct feed_totals tot_events, tot_sales;
 	int timer_events, timer_sales;
 	int lock_fd;
@@ -152,6 +154,7 @@ static struct feed_env feed_env_of(const struct daemon *d)
 	        .bq = d->cl->bq,
 	        .st = d->cl->st,
 	        .loop = d->loop,
+	        .cal = d->cal,
 	        .dry_run = d->opts->dry_run,
 	        .dry_out = stdout,
 	};
@@ -226,6 +229,8 @@ static int startup(struct daemon *d)
 	d->cl = clients_new(d, d->cfg);
 	if (!d->cl)
 		return -EINVAL;
+	if (!(d->cal = calendar_new()))
+		return -ENOMEM;
 	struct feed_env env = feed_env_of(d);
 	/* The events feed also serves the sales feed's automatic event codes. */
 	bool need_events = feed_wanted(d, FEED_EVENTS) ||
@@ -235,7 +240,6 @@ static int startup(struct daemon *d)
 	if (feed_wanted(d, FEED_SALES)) {
 		if (!(d->sales = feed_new(FEED_SALES, &env)))
 			return -ENOMEM;
-		feed_set_events_source(d->sales, d->events);
 	}
 	log_info("Google credentials: %s", gauth_describe(d->cl->auth));
 	if ((r = ensure_key(d)) < 0)
@@ -366,9 +370,10 @@ static int run_poll(struct daemon *d, struct feed *f, struct feed_totals *t)
 	          r < 0 ? "; failed: " : "", r < 0 ? strerror(-r) : "");
 	if (d->loop)
 		loop_notify_status(d->loop,
-		                   "%s: fetched %zu, new %zu, inserted %zu, rejected %zu%s",
+		                   "%s: fetched %zu, new %zu, inserted %zu, rejected %zu%s%s",
 		                   feed_name(f), st.fetched, st.fresh, st.inserted, st.rejected,
-		                   r < 0 ? " (last poll failed, retrying)" : "");
+		                   r < 0 ? " (last poll failed, retrying)" : "",
+		                   st.no_codes ? " (no event code to ask for; see the log)" : "");
 	write_metrics(d);
 	return r;
 }
@@ -411,7 +416,7 @@ static void reload(void *ud)
 	struct daemon *d = ud;
 	struct config *fresh = NULL;
 	char *errors = NULL;
-	const char *why;
+	const char *why = NULL;
 
 	log_info("reloading configuration from %s", d->opts->config_path);
 	if (config_load(d->opts->config_path, &fresh, &errors) < 0) {
@@ -422,6 +427,16 @@ static void reload(void *ud)
 		return;
 	}
 	free(errors);
+	if (!why && fresh->bigquery.insert_method != d->cfg->bigquery.insert_method &&
+	    ((d->events && feed_spooled(d->events)) || (d->sales && feed_spooled(d->sales)))) {
+		/* Rows already sent one way must finish that way: a load job may
+		 * still be running for them, or insertIds may still be in use. */
+		log_error("configuration reload refused: bigquery.insert_method cannot change "
+		          "while rows are spooled with an unknown outcome; let the spool drain, "
+		          "or restart the service to apply it");
+		config_free(fresh);
+		return;
+	}
 	if ((why = immutable_change(d->cfg, fresh)) != NULL) {
 		log_error(
 		        "configuration reload refused: %s cannot change while running; restart the "
@@ -562,6 +577,7 @@ int daemon_run(struct config *cfg, const struct daemon_options *o)
 	log_info("stopped");
 	feed_free(d.sales);
 	feed_free(d.events);
+	calendar_free(d.cal);
 	clients_free(d.cl);
 	config_free(d.cfg);
 	loop_free(d.loop);

@@ -13,6 +13,7 @@
 #include <stdio.h>
 
 #include "bigquery.h"
+#include "calendar.h"
 #include "config.h"
 #include "loop.h"
 #include "schema.h"
@@ -21,6 +22,11 @@
 #define FEED_SEED_PROGRESS_MS 5000     /* a progress record every 5 s while seeding */
 #define FEED_SEED_EXTEND_USEC 30000000 /* EXTEND_TIMEOUT_USEC sent with each progress */
 #define FEED_DATE_OVERLAP_S   3600     /* date-filter windows overlap; keys remove repeats */
+/* insertId de-duplication lasts about a minute: a streaming batch whose
+ * outcome has been unknown for longer is checked against the table (one
+ * query) before it is sent again. STBQ_DEDUP_TRUST_MS overrides it for tests
+ * that shorten the fake's window. */
+#define FEED_DEDUP_TRUST_MS 50000
 
 enum feed_kind { FEED_EVENTS, FEED_SALES };
 
@@ -29,8 +35,9 @@ struct feed_env {
 	const struct config *cfg;
 	struct bq *bq;
 	struct st_client *st;
-	struct loop *loop; /* NULL in --once mode */
-	bool dry_run;      /* print new rows to dry_out, write no state */
+	struct loop *loop;    /* NULL in --once mode */
+	struct calendar *cal; /* the event calendar: events write it, sales read it */
+	bool dry_run;         /* print new rows to dry_out, write no state */
 	FILE *dry_out;
 };
 
@@ -40,6 +47,7 @@ struct feed_stats {
 	uint64_t duration_ms;
 	int error;         /* 0 or the negative errno that ended the poll early */
 	bool rows_pending; /* rows remain spooled, unconfirmed */
+	bool no_codes;     /* sales: the calendar had no event code to ask for */
 };
 
 struct feed;
@@ -49,15 +57,15 @@ void feed_free(struct feed *f);
 const char *feed_name(const struct feed *f);
 const struct schema *feed_schema(const struct feed *f);
 void feed_set_env(struct feed *f, const struct feed_env *env); /* after a reload */
-/* The sales feed asks the events feed for automatic event codes. */
-void feed_set_events_source(struct feed *sales, const struct feed *events);
 
-/* Load the keys BigQuery already has (and, for events, their start times),
- * plus the identities of dead-lettered rows. 0 or negative errno. */
+/* Load the keys BigQuery already has (events: into the calendar too, with
+ * their start times), plus the identities of dead-lettered rows. 0 or
+ * negative errno. */
 int feed_seed(struct feed *f);
 /* Open the spool and send what an earlier run left there: rows BigQuery
- * already holds (seeding ran first) are skipped. 0, or negative errno with
- * rows still spooled. */
+ * already holds (seeding ran first) or already dead-lettered are skipped;
+ * spooled events go into the calendar. A segment that cannot be read is set
+ * aside with an error. 0, or negative errno with rows still spooled. */
 int feed_replay(struct feed *f);
 /* One poll. Fills *st; 0 or the negative errno of the failure. */
 int feed_poll(struct feed *f, struct feed_stats *st);
@@ -65,10 +73,5 @@ int feed_poll(struct feed *f, struct feed_stats *st);
 size_t feed_known(const struct feed *f);   /* keys in the set */
 size_t feed_spooled(const struct feed *f); /* segments waiting */
 const struct feed_stats *feed_last(const struct feed *f);
-
-/* Event codes for the sales feed: the configured list, or every known event
- * whose start is within the lookback (or unknown). Returns a NULL-terminated
- * array of borrowed strings (free the array only), count in *n. */
-const char **feed_event_codes(const struct feed *events, const struct config *cfg, size_t *n);
 
 #endif

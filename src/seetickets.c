@@ -127,103 +127,78 @@ static int sales_request(struct st_client *c, void *ctx, size_t offset, struct h
 	return r;
 }
 
-/* A reply without "data" is read as no rows, as the original client did. */
-json_t *st_parse_page(const char *body, size_t len, const char *what, int *err)
-{
-	json_error_t jerr;
-	json_t *root = json_loadb(body ? body : "", len, 0, &jerr);
-	*err = 0;
-	if (!root || !json_is_object(root)) {
-		log_warning("%s: malformed reply (%s at byte %d)", what,
-		            root ? "not a JSON object" : jerr.text, root ? 0 : jerr.position);
-		json_decref(root);
-		*err = -EBADMSG;
-		return NULL;
-	}
-	json_t *data = json_object_get(root, "data");
-	if (!data || json_is_null(data)) {
-		json_decref(root);
-		return json_array();
-	}
-	if (!json_is_array(data)) {
-		log_warning("%s: malformed reply (\"data\" is not an array)", what);
-		json_decref(root);
-		*err = -EBADMSG;
-		return NULL;
-	}
-	json_incref(data);
-	json_decref(root);
-	return data;
-}
-
 /* One page, with malformed replies retried a few times: a truncated or
  * garbled body is usually a passing fault of a proxy or the server. */
-static json_t *get_page(struct st_client *c, const struct st_pager *p, size_t offset, int *err)
+static int get_page(struct st_client *c, const struct st_pager *p, size_t offset,
+                    struct st_page *page)
 {
 	struct http_response resp = {0};
-	json_t *rows = NULL;
+	int r;
 	for (int attempt = 0;; attempt++) {
 		http_response_reset(&resp);
-		*err = p->request(c, p->ctx, offset, &resp);
-		if (*err < 0 && (resp.status == 401 || resp.status == 403)) {
+		r = p->request(c, p->ctx, offset, &resp);
+		if (r < 0 && (resp.status == 401 || resp.status == 403)) {
 			char st[8];
 			snprintf(st, sizeof(st), "%ld", resp.status);
 			log_error("%s: See Tickets refused the API key (HTTP %s)", p->what,
 			          resp.status ? st : "?");
-			*err = -EKEYREJECTED;
+			r = -EKEYREJECTED;
 			break;
 		}
-		if (*err < 0)
+		if (r < 0)
 			break;
-		rows = st_parse_page(resp.body.data, resp.body.len, p->what, err);
-		if (rows || attempt + 1 >= ST_MALFORMED_RETRIES)
+		r = st_parse_page(resp.body.data, resp.body.len, p->what, p->key_name, page);
+		if (r != -EBADMSG || attempt + 1 >= ST_MALFORMED_RETRIES)
 			break;
-		*err = http_sleep_ms(c->http, http_backoff_ms(attempt, -1));
-		if (*err < 0)
+		r = http_sleep_ms(c->http, http_backoff_ms(attempt, -1));
+		if (r < 0)
 			break;
 	}
 	http_response_free(&resp);
-	return rows;
+	return r;
 }
 
 static int page_all(struct st_client *c, const struct st_pager *p, st_page_fn fn, void *ud)
 {
 	size_t offset = 0;
-	json_t *prev_first = NULL;
+	char *prev_first = NULL;
 	int r = 0;
 	for (size_t page = 0;; page++) {
+		struct st_page pg;
 		if (page >= ST_MAX_PAGES_PER_POLL) {
 			log_warning("%s: stopped after %d pages; the server may not honour offset",
 			            p->what, ST_MAX_PAGES_PER_POLL);
+			r = -ERANGE;
 			break;
 		}
-		json_t *rows = get_page(c, p, offset, &r);
-		if (!rows)
+		r = get_page(c, p, offset, &pg);
+		if (r < 0)
 			break;
-		size_t n = json_array_size(rows);
-		log_debug("%s: page at offset %zu: %zu rows", p->what, offset, n);
-		if (n == 0) {
-			json_decref(rows);
+		log_debug("%s: page at offset %zu: %zu rows", p->what, offset, pg.count);
+		if (pg.count == 0) {
+			st_page_clear(&pg);
 			break;
 		}
-		json_t *first = json_object_get(json_array_get(rows, 0), p->key_name);
-		if (first && prev_first && json_equal(first, prev_first)) {
+		if (pg.first && prev_first && strcmp(pg.first, prev_first) == 0) {
 			log_warning(
 			        "%s: the page at offset %zu starts with the same row as the page "
-			        "before; the server seems to ignore offset, paging stops here",
+			        "before; the server seems to ignore offset, paging stops here and "
+			        "the poll is incomplete",
 			        p->what, offset);
-			json_decref(rows);
+			st_page_clear(&pg);
+			r = -ERANGE;
 			break;
 		}
-		json_decref(prev_first);
-		prev_first = first ? json_deep_copy(first) : NULL;
-		r = fn(rows, ud);
-		json_decref(rows);
+		free(prev_first);
+		prev_first = pg.first;
+		pg.first = NULL;
+		r = fn(&pg, ud);
+		offset += pg.count;
+		st_page_clear(&pg);
 		if (r)
 			break;
-		offset += n;
 	}
-	json_decref(prev_first);
+	free(prev_first);
 	return r;
 }
 
@@ -233,35 +208,30 @@ int st_fetch_events(struct st_client *c, st_page_fn fn, void *userdata)
 	return page_all(c, &p, fn, userdata);
 }
 
-int st_fetch_sales(struct st_client *c, const char *const *codes, size_t ncodes,
-                   size_t codes_per_request, const char *start, const char *end, st_page_fn fn,
-                   void *userdata)
+int st_fetch_sales(struct st_client *c, const char *const *codes, size_t ncodes, const char *start,
+                   const char *end, st_page_fn fn, void *userdata)
 {
-	if (codes_per_request == 0)
-		codes_per_request = 1;
-	for (size_t at = 0; at < ncodes; at += codes_per_request) {
-		json_t *list = json_array();
-		for (size_t i = at; i < ncodes && i < at + codes_per_request; i++)
-			json_array_append_new(list, json_string(codes[i]));
-		json_t *body = json_pack("{s:i,s:{s:s,s:o}}", "offset", 0, "search",
-		                         "forSearchItemType", "EVENT", "searchItemCodes", list);
-		if (!body)
-			return -ENOMEM;
-		if (c->page_size > 0)
-			json_object_set_new(body, "limit", json_integer(c->page_size));
-		if (start && end)
-			json_object_set_new(body, "filteredBy",
-			                    json_pack("{s:s,s:s}", "salesStartDate", start,
-			                              "salesEndDate", end));
-		struct sales_ctx sc = {.body = body};
-		struct st_pager p = {.what = "sales",
-		                     .key_name = "uniqueCode",
-		                     .request = sales_request,
-		                     .ctx = &sc};
-		int r = page_all(c, &p, fn, userdata);
-		json_decref(body);
-		if (r)
-			return r;
-	}
-	return 0;
+	json_t *list = json_array();
+	for (size_t i = 0; list && i < ncodes; i++)
+		if (json_array_append_new(list, json_string(codes[i])) < 0) {
+			json_decref(list);
+			list = NULL;
+		}
+	json_t *body = list ? json_pack("{s:i,s:{s:s,s:o}}", "offset", 0, "search",
+	                                "forSearchItemType", "EVENT", "searchItemCodes", list)
+	                    : NULL;
+	if (!body)
+		return -ENOMEM;
+	if (c->page_size > 0)
+		json_object_set_new(body, "limit", json_integer(c->page_size));
+	if (start && end)
+		json_object_set_new(
+		        body, "filteredBy",
+		        json_pack("{s:s,s:s}", "salesStartDate", start, "salesEndDate", end));
+	struct sales_ctx sc = {.body = body};
+	struct st_pager p = {
+	        .what = "sales", .key_name = "uniqueCode", .request = sales_request, .ctx = &sc};
+	int r = page_all(c, &p, fn, userdata);
+	json_decref(body);
+	return r;
 }

@@ -15,7 +15,10 @@
 #include "spool.h"
 #include "util.h"
 
-#define SPOOL_SUBDIR "spool"
+#define SPOOL_SUBDIR       "spool"
+#define SPOOL_PLAN_SUFFIX  ".load"
+#define SPOOL_ASIDE_SUFFIX ".unreadable"
+#define SPOOL_PLAN_MAX     (64u << 20) /* line numbers of a segment, as text */
 
 struct spool {
 	char *dir; /* STATE/spool */
@@ -27,6 +30,8 @@ struct spool {
 	char *open_path;
 	off_t open_len; /* bytes known durable in the open segment */
 };
+
+static int unlink_plan(const char *segment);
 
 static void free_paths(struct spool *sp)
 {
@@ -138,13 +143,18 @@ int spool_begin(struct spool *sp)
 		sp->open_path = NULL;
 		return -ENOMEM;
 	}
+	/* A plan left by a crash between its unlink and the segment's would
+	 * be read as this new segment's. */
+	int r = unlink_plan(sp->open_path);
+	if (r < 0)
+		return r;
 	sp->fd = open(sp->open_path, O_WRONLY | O_CREAT | O_EXCL | O_APPEND | O_CLOEXEC, 0640);
 	if (sp->fd < 0)
 		return -errno;
 	sp->next_seq++;
 	sp->open_len = 0;
 	/* The new name must survive a crash too, or its rows would vanish with it. */
-	int r = util_fsync_dir(sp->dir);
+	r = util_fsync_dir(sp->dir);
 	if (r < 0) {
 		close(sp->fd);
 		sp->fd = -1;
@@ -234,15 +244,120 @@ int spool_foreach(const struct spool *sp, size_t i,
 	return r;
 }
 
+static void drop_path(struct spool *sp, size_t i)
+{
+	free(sp->paths[i]);
+	memmove(&sp->paths[i], &sp->paths[i + 1], (sp->npaths - i - 1) * sizeof(*sp->paths));
+	sp->npaths--;
+}
+
+static char *plan_path(const char *segment)
+{
+	char *p = NULL;
+	return asprintf(&p, "%s" SPOOL_PLAN_SUFFIX, segment) < 0 ? NULL : p;
+}
+
+/* The plan goes first: a plan without its segment is never read, but a
+ * segment without the plan it was sent under would be cut anew. */
+static int unlink_plan(const char *segment)
+{
+	char *plan = plan_path(segment);
+	if (!plan)
+		return -ENOMEM;
+	int r = unlink(plan) < 0 && errno != ENOENT ? -errno : 0;
+	free(plan);
+	return r;
+}
+
 int spool_retire(struct spool *sp, size_t i)
 {
 	if (i >= sp->npaths)
 		return -ENOENT;
+	int r = unlink_plan(sp->paths[i]);
+	if (r < 0)
+		return r;
 	if (unlink(sp->paths[i]) < 0 && errno != ENOENT)
 		return -errno;
-	int r = util_fsync_dir(sp->dir);
-	free(sp->paths[i]);
-	memmove(&sp->paths[i], &sp->paths[i + 1], (sp->npaths - i - 1) * sizeof(*sp->paths));
-	sp->npaths--;
+	r = util_fsync_dir(sp->dir);
+	drop_path(sp, i);
+	return r;
+}
+
+int spool_set_aside(struct spool *sp, size_t i)
+{
+	char *to = NULL;
+	if (i >= sp->npaths)
+		return -ENOENT;
+	if (asprintf(&to, "%s" SPOOL_ASIDE_SUFFIX, sp->paths[i]) < 0)
+		return -ENOMEM;
+	int r = rename(sp->paths[i], to) < 0 ? -errno : 0;
+	free(to);
+	if (r == 0) {
+		(void)unlink_plan(sp->paths[i]);
+		r = util_fsync_dir(sp->dir);
+		drop_path(sp, i);
+	}
+	return r;
+}
+
+int spool_plan_read(const struct spool *sp, size_t i, size_t **excluded, size_t *n)
+{
+	char *plan = i < sp->npaths ? plan_path(sp->paths[i]) : NULL;
+	char *data = NULL;
+	*excluded = NULL;
+	*n = 0;
+	if (!plan)
+		return i < sp->npaths ? -ENOMEM : -ENOENT;
+	int r = util_read_file(plan, SPOOL_PLAN_MAX, &data, NULL);
+	free(plan);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	/* "load\n" then one line number per line. */
+	if (strncmp(data, "load\n", 5) != 0) {
+		free(data);
+		return -EBADMSG;
+	}
+	size_t cap = 0;
+	r = 1;
+	for (char *p = data + 5, *e; *p; p = e) {
+		unsigned long long v = strtoull(p, &e, 10);
+		if (e == p || *e != '\n') {
+			r = -EBADMSG;
+			break;
+		}
+		e++;
+		if (*n == cap) {
+			cap = cap ? cap * 2 : 16;
+			size_t *x = realloc(*excluded, cap * sizeof(*x));
+			if (!x) {
+				r = -ENOMEM;
+				break;
+			}
+			*excluded = x;
+		}
+		(*excluded)[(*n)++] = (size_t)v;
+	}
+	free(data);
+	if (r < 0) {
+		free(*excluded);
+		*excluded = NULL;
+		*n = 0;
+	}
+	return r;
+}
+
+int spool_plan_write(struct spool *sp, size_t i, const size_t *excluded, size_t n)
+{
+	struct buf b = {0};
+	char *plan = i < sp->npaths ? plan_path(sp->paths[i]) : NULL;
+	int r = plan ? buf_puts(&b, "load\n") : -ENOMEM;
+	for (size_t k = 0; k < n && r == 0; k++)
+		r = buf_printf(&b, "%zu\n", excluded[k]);
+	if (r == 0)
+		r = util_write_file_atomic(plan, b.data, b.len, 0640);
+	free(plan);
+	buf_free(&b);
 	return r;
 }

@@ -39,7 +39,26 @@ int spool_rescan(struct spool *sp);
 /* Call fn for each complete line of segment i. A nonzero return stops and is returned. */
 int spool_foreach(const struct spool *sp, size_t i,
                   int (*fn)(const char *line, size_t len, size_t lineno, void *ud), void *ud);
-/* Unlink segment i and fsync the directory. 0 or -errno. */
+/* Unlink segment i (and its load plan) and fsync the directory. 0 or -errno. */
 int spool_retire(struct spool *sp, size_t i);
+/* Segment i cannot be read (permissions, a line over SPOOL_MAX_LINE, I/O):
+ * rename it to PATH.unreadable, out of the queue, so that it does not hold
+ * back every newer segment; a human can put it back. 0 or -errno. */
+int spool_set_aside(struct spool *sp, size_t i);
+
+/* The load plan of a segment: once a segment is sent by load jobs, the jobs
+ * it is cut into must not depend on which lines are confirmed by then, or a
+ * job still running when the daemon stops would be followed by a different
+ * job over the same rows after the restart (duplicates). So before its
+ * first load job, the lines already confirmed are recorded (fsynced) in
+ * PATH.load, and every later drain cuts the same remaining lines into the
+ * same jobs, whose ids are their content's hash: a resubmission is a 409,
+ * and the job of the first submission is followed.
+ *
+ * Read the plan of segment i: 1 and the excluded line numbers (ascending,
+ * malloc'ed, *n of them) if it has one, 0 if not, or -errno. */
+int spool_plan_read(const struct spool *sp, size_t i, size_t **excluded, size_t *n);
+/* Record the plan of segment i: the lines that are not part of its jobs. */
+int spool_plan_write(struct spool *sp, size_t i, const size_t *excluded, size_t n);
 
 #endif

@@ -54,19 +54,28 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		log_set_level(LOG_DEBUG);
 		ready = 1;
 	}
-	json_t *rows = st_parse_page((const char *)data, size, "sales", &err);
-	if (!rows) {
-		INVARIANT(err == -EBADMSG);
+	struct st_page pg;
+	err = st_parse_page((const char *)data, size, "sales", "uniqueCode", &pg);
+	if (err) {
+		INVARIANT(err == -EBADMSG && !pg.rows && pg.count == 0);
 		return 0;
 	}
-	INVARIANT(err == 0 && json_is_array(rows));
+	INVARIANT(json_is_array(pg.rows));
+	INVARIANT(json_array_size(pg.rows) + pg.nbad == pg.count);
+	for (size_t b = 0; b < pg.nbad; b++) {
+		/* Handed over as valid UTF-8, so it can go into a dead letter. */
+		json_t *t = json_string(pg.bad[b].text);
+		INVARIANT(t != NULL);
+		json_decref(t);
+		INVARIANT(b == 0 || pg.bad[b].index > pg.bad[b - 1].index);
+	}
 	size_t i;
 	json_t *row;
-	json_array_foreach(rows, i, row)
+	json_array_foreach(pg.rows, i, row)
 	{
 		coerce(&schema_sales, row);
 		coerce(&schema_events, row);
 	}
-	json_decref(rows);
+	st_page_clear(&pg);
 	return 0;
 }

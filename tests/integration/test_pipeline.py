@@ -71,15 +71,19 @@ def test_short_server_pages_are_followed_to_the_empty_page():
         check_exactly_once(g, s, "sales")
 
 
-def test_a_server_ignoring_offset_stops_paging_with_a_warning():
+def test_a_server_ignoring_offset_stops_paging_and_fails_the_run():
     with Workdir("nooffset") as w:
         g, s, cfg = setup(w, "--ignore-offset", "--default-limit", "5")
         rc, out, err = run_once(w.path, cfg, "--once", "--feed", "events")
-        assert rc == 0, err[-2000:]
+        # Rows past the first page were never fetched: not a success.
+        assert rc == 69, (rc, err[-2000:])
         assert "ignore offset" in err, err[-2000:]
         rows = g.rows("events")
         assert 0 < len(rows) <= 50
         assert len({r["id"] for r in rows}) == len(rows)
+        s.post("/_fake/config", {"ignore_offset": False})
+        once_ok(w, cfg, "--feed", "events")
+        check_exactly_once(g, s, "events")
 
 
 def test_rows_already_in_bigquery_are_not_sent_again():
@@ -220,14 +224,21 @@ def test_date_filter_window_moves_only_after_a_good_fetch():
         end = parse_time(bodies[0]["filteredBy"]["salesEndDate"])
         assert abs(end - time.time()) < 120
         ckpt = os.path.join(w.path, "state", "checkpoint-sales")
-        first = open(ckpt).read().strip()
+
+        def checkpoints():
+            return dict(reversed(l.rstrip("\n").split("\t", 1)) for l in open(ckpt))
+        first = checkpoints()
+        codes = {str(e["id"]) for e in s.truth("events")}
+        assert set(first) == codes, (first, codes)
+        first_start = set(first.values())
+        assert len(first_start) == 1, first
         # The window restarts an hour before the last end: keys remove the overlap.
-        assert abs(parse_time(first) - (end - 3600)) < 2, (first, end)
-        # A failed fetch leaves the checkpoint where it was.
+        assert abs(parse_time(next(iter(first_start))) - (end - 3600)) < 2, (first, end)
+        # A failed fetch leaves the checkpoints where they were.
         s.fault({"status": 503, "body": "down"}, path="/v1/reports/sales", times=0)
         rc, out, err = run_once(w.path, cfg, "--once", "--feed", "sales")
         assert rc == 69, (rc, err[-1500:])
-        assert open(ckpt).read().strip() == first
+        assert checkpoints() == first
         s.clear_faults()
         s.call("DELETE", "/_fake/requests")
         s.grow(sales=12)
@@ -237,8 +248,19 @@ def test_date_filter_window_moves_only_after_a_good_fetch():
         once_ok(w, cfg)
         starts = {json.loads(r["body"])["filteredBy"]["salesStartDate"]
                   for r in s.requests() if r["path"].endswith("/reports/sales")}
-        assert starts == {first}, starts
+        assert starts == first_start, starts
         check_exactly_once(g, s, "sales")
+        # A new event's code starts at the beginning, not at the others' checkpoint:
+        # its older sales are asked for too.
+        s.grow(events=1, sales=0)
+        s.call("DELETE", "/_fake/requests")
+        once_ok(w, cfg)
+        bodies = [json.loads(r["body"]) for r in s.requests() if r["path"].endswith("/reports/sales")]
+        newest = str(s.truth("events")[-1]["id"])
+        firsts = [b for b in bodies if newest in b["search"]["searchItemCodes"]]
+        assert firsts and all(b["filteredBy"]["salesStartDate"] == "2000-01-01T00:00:00Z"
+                              for b in firsts), bodies
+        assert newest in checkpoints()
 
 
 def test_a_dead_letter_that_cannot_be_written_leaves_the_run_unfinished():
@@ -297,7 +319,7 @@ if __name__ == "__main__":
                test_rerun_inserts_nothing,
                test_growth_between_runs_is_loaded_once,
                test_short_server_pages_are_followed_to_the_empty_page,
-               test_a_server_ignoring_offset_stops_paging_with_a_warning,
+               test_a_server_ignoring_offset_stops_paging_and_fails_the_run,
                test_rows_already_in_bigquery_are_not_sent_again,
                test_dry_run_prints_new_rows_and_writes_nothing,
                test_daemon_mode_loads_growth_over_several_intervals,

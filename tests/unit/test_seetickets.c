@@ -2,13 +2,26 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "seetickets.h"
 #include "tap.h"
 
+static struct st_page pg;
+
+/* The page's rows, or NULL with *err set. */
+static json_t *parse_n(const char *body, size_t len, int *err)
+{
+	st_page_clear(&pg);
+	*err = st_parse_page(body, len, "test", "id", &pg);
+	return *err ? NULL : json_incref(pg.rows);
+}
+
 static json_t *parse(const char *body, int *err)
 {
-	return st_parse_page(body, strlen(body), "test", err);
+	return parse_n(body, strlen(body), err);
 }
 
 static void test_rows_come_from_the_top_level_data_array(void)
@@ -45,6 +58,11 @@ static void test_other_shapes_are_malformed(void)
 	        "<html>503</html>",
 	        "null",
 	        "{\"data\":[1,2]",
+	        "{\"data\":[1,]}",
+	        "{\"data\":[{\"id\":1}]}x",
+	        "{\"data\":[{\"id\":\"\xff\"}",
+	        "{\"data\":[{\"id\":1]}",
+	        "{\"data\":[{\"id\":1}],\"meta\":}",
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		int err = 0;
@@ -60,11 +78,64 @@ static void test_embedded_nul_and_non_ascii_survive(void)
 {
 	int err = 0;
 	const char body[] = "{\"data\":[{\"name\":\"Caf\\u00e9 \\u2615 \\\"q\\\" \\\\\"}]}";
-	json_t *rows = st_parse_page(body, sizeof(body) - 1, "test", &err);
+	json_t *rows = parse_n(body, sizeof(body) - 1, &err);
 	CHECK(rows != NULL);
 	const char *name = json_string_value(json_object_get(json_array_get(rows, 0), "name"));
 	CHECK_STR(name, "Caf\xc3\xa9 \xe2\x98\x95 \"q\" \\");
 	json_decref(rows);
+}
+
+/* One value jansson cannot hold costs only its row: the others are read,
+ * the bad one is handed over as text, and paging counts every element. */
+static void test_a_bad_row_costs_only_itself(void)
+{
+	int err = 1;
+	const char body[] = "{\"data\":[{\"id\":\"A\"},{\"id\":\"B\",\"n\":\"\xff\"},"
+	                    "{\"id\":\"C\",\"s\":\"\\ud83c\"},{\"id\":\"D\"}],\"meta\":1}";
+	json_t *rows = parse_n(body, sizeof(body) - 1, &err);
+	CHECK_INT(err, 0);
+	CHECK_INT(pg.count, 4);
+	CHECK_INT(json_array_size(rows), 2);
+	CHECK_INT(pg.nbad, 2);
+	CHECK_STR(json_string_value(json_object_get(json_array_get(rows, 1), "id")), "D");
+	CHECK_INT(pg.bad[0].index, 1);
+	CHECK_STR(pg.bad[0].text, "{\"id\":\"B\",\"n\":\"\\xFF\"}");
+	CHECK(strstr(pg.bad[0].why, "UTF-8") != NULL);
+	CHECK_INT(pg.bad[1].index, 2);
+	CHECK(strstr(pg.bad[1].why, "\\ud83c") == NULL);
+	CHECK_STR(pg.first, "\"A\"");
+	json_decref(rows);
+}
+
+/* Numbers too big for jansson are read as the string of their digits. */
+static void test_big_numbers_are_read_as_strings(void)
+{
+	int err = 1;
+	json_t *rows = parse("{\"data\":[{\"id\":123456789012345678901234567890,\"x\":[1e999,"
+	                     "-9223372036854775809,9223372036854775807,2.5]},{\"id\":\"B\"}]}",
+	                     &err);
+	CHECK_INT(err, 0);
+	CHECK_INT(pg.nbad, 0);
+	CHECK_INT(json_array_size(rows), 2);
+	json_t *r0 = json_array_get(rows, 0);
+	CHECK_STR(json_string_value(json_object_get(r0, "id")), "123456789012345678901234567890");
+	json_t *x = json_object_get(r0, "x");
+	CHECK_STR(json_string_value(json_array_get(x, 0)), "1e999");
+	CHECK_STR(json_string_value(json_array_get(x, 1)), "-9223372036854775809");
+	CHECK(json_integer_value(json_array_get(x, 2)) == INT64_MAX);
+	CHECK(json_is_real(json_array_get(x, 3)));
+	CHECK_STR(pg.first, "\"123456789012345678901234567890\"");
+	json_decref(rows);
+}
+
+static void test_utf8_escape(void)
+{
+	char *s = st_utf8_escape("a\xc3\xa9\xed\xa0\x80z\xf4\x90\x80\x80", 11);
+	CHECK_STR(s, "a\xc3\xa9\\xED\\xA0\\x80z\\xF4\\x90\\x80\\x80");
+	free(s);
+	s = st_utf8_escape("x\0y", 3);
+	CHECK_STR(s, "x\\x00y");
+	free(s);
 }
 
 int main(void)
@@ -73,5 +144,9 @@ int main(void)
 	RUN(test_missing_or_null_data_is_an_empty_page);
 	RUN(test_other_shapes_are_malformed);
 	RUN(test_embedded_nul_and_non_ascii_survive);
+	RUN(test_a_bad_row_costs_only_itself);
+	RUN(test_big_numbers_are_read_as_strings);
+	RUN(test_utf8_escape);
+	st_page_clear(&pg);
 	return tap_done();
 }

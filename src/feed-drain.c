@@ -1,0 +1,554 @@
+/* feed-drain.c - the spool to BigQuery: scan at start, drain every poll, commit.
+ *
+ * Within this process each segment keeps a flag per line (confirmed or not),
+ * so a partly confirmed batch is never sent twice. After a restart the key
+ * set is seeded from BigQuery first, then every leftover segment is scanned
+ * before anything is sent: lines whose key BigQuery already holds, or whose
+ * row is already in the dead letters, are marked done; the rest join the key
+ * set and are sent.
+ *
+ * Every segment is drained every poll, oldest first, so one line that cannot
+ * finish (its dead letter cannot be written, BigQuery keeps refusing it)
+ * holds back only itself; a segment that cannot be read is set aside. Only a
+ * failed request (BigQuery unreachable, permissions) stops the drain, since
+ * every further segment would fail the same way after the same retries.
+ *
+ * Load jobs: a segment's jobs are fixed by its load plan (spool.h), so that a
+ * job still running when the daemon stopped is found again by its id (409)
+ * rather than duplicated by a differently cut job. Streaming: insertIds
+ * de-duplicate resends for about a minute only, so lines whose outcome has
+ * been unknown for longer are first looked up in the table. */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "feed-internal.h"
+#include "log.h"
+#include "util.h"
+
+/* Rows parsed and handed to bq_insert at once. A parsed row costs ~8 KiB of
+ * jansson objects, so the chunk bounds the drain's memory: a few streaming
+ * requests' worth, or one load job's worth (load jobs are few and large:
+ * 1,500 per table per day). In load mode a chunk's lines are part of the
+ * segment's plan: these numbers must not change between versions lightly. */
+#define FEED_DRAIN_STREAM_ROWS 2000
+#define FEED_DRAIN_LOAD_ROWS   8000
+#define FEED_DRAIN_CHUNK_BYTES (4u << 20)
+
+/* ---- per-segment state ---------------------------------------------------- */
+
+void feed_segs_clear(struct feed *f)
+{
+	for (size_t i = 0; i < f->nsegs; i++) {
+		free(f->segs[i].path);
+		free(f->segs[i].line);
+	}
+	free(f->segs);
+	f->segs = NULL;
+	f->nsegs = 0;
+}
+
+static void segstate_drop(struct feed *f, const struct segstate *s)
+{
+	for (size_t i = 0; i < f->nsegs; i++) {
+		if (&f->segs[i] != s)
+			continue;
+		free(f->segs[i].path);
+		free(f->segs[i].line);
+		memmove(&f->segs[i], &f->segs[i + 1], (f->nsegs - i - 1) * sizeof(*f->segs));
+		f->nsegs--;
+		return;
+	}
+}
+
+static struct segstate *segstate_get(struct feed *f, const char *path)
+{
+	for (size_t i = 0; i < f->nsegs; i++)
+		if (strcmp(f->segs[i].path, path) == 0)
+			return &f->segs[i];
+	struct segstate *n = realloc(f->segs, (f->nsegs + 1) * sizeof(*n));
+	if (!n)
+		return NULL;
+	f->segs = n;
+	struct segstate *s = &f->segs[f->nsegs];
+	*s = (struct segstate){.path = strdup(path)};
+	if (!s->path)
+		return NULL;
+	f->nsegs++;
+	return s;
+}
+
+int feed_track_segment(struct feed *f, const char *path)
+{
+	return segstate_get(f, path) ? 0 : -ENOMEM;
+}
+
+static int seg_set(struct segstate *s, size_t lineno, unsigned char flag)
+{
+	if (lineno >= s->cap) {
+		size_t cap = s->cap ? s->cap : 1024;
+		while (cap <= lineno)
+			cap *= 2;
+		unsigned char *d = realloc(s->line, cap);
+		if (!d)
+			return -ENOMEM;
+		memset(d + s->cap, 0, cap - s->cap);
+		s->line = d;
+		s->cap = cap;
+	}
+	s->line[lineno] |= flag;
+	return 0;
+}
+
+static bool seg_has(const struct segstate *s, size_t lineno, unsigned char flag)
+{
+	return lineno < s->cap && (s->line[lineno] & flag);
+}
+
+/* Decide once how the segment is sent: by load jobs when it has a plan or
+ * the configuration says load (then the plan is written first), else
+ * streaming. */
+static int seg_plan(struct feed *f, size_t i, struct segstate *s)
+{
+	size_t *ex = NULL, n = 0;
+	if (s->planned)
+		return 0;
+	int r = spool_plan_read(f->spool, i, &ex, &n);
+	if (r < 0)
+		return r;
+	if (r == 1) {
+		for (size_t k = 0; k < n && r >= 0; k++)
+			r = seg_set(s, ex[k], SEG_EXCLUDED);
+		free(ex);
+		if (r < 0)
+			return r;
+		s->load = true;
+	} else if (f->env.cfg->bigquery.insert_method == CONFIG_INSERT_LOAD) {
+		for (size_t l = 0; l < s->cap; l++)
+			if (s->line[l] & SEG_DONE)
+				n++;
+		ex = calloc(n + 1, sizeof(*ex));
+		if (!ex)
+			return -ENOMEM;
+		n = 0;
+		for (size_t l = 0; l < s->cap; l++)
+			if (s->line[l] & SEG_DONE) {
+				s->line[l] |= SEG_EXCLUDED;
+				ex[n++] = l;
+			}
+		r = spool_plan_write(f->spool, i, ex, n);
+		free(ex);
+		if (r < 0) {
+			log_error("%s: cannot write the load plan of %s: %s", feed_name(f),
+			          spool_path(f->spool, i), strerror(-r));
+			return r;
+		}
+		s->load = true;
+	}
+	s->planned = true;
+	return 0;
+}
+
+/* ---- one pass over a segment ---------------------------------------------- */
+
+struct drain {
+	struct feed *f;
+	struct segstate *seg;
+	json_t **rows;
+	const char **keys;
+	size_t *linenos;
+	bool *was_done; /* load: a confirmed line sent again as part of its planned job */
+	size_t n, cap;
+	size_t span_rows, span_bytes; /* lines of the chunk being cut, sent or not */
+	size_t pending;               /* lines visited and still unconfirmed */
+	int failed;                   /* what the line callback failed with */
+	bool stuck;                   /* BigQuery answered, but kept rows pending */
+	bool scan_only;               /* start-up scan: decide and count, send nothing */
+};
+
+static void drain_reset(struct drain *d)
+{
+	for (size_t i = 0; i < d->n; i++)
+		json_decref(d->rows[i]);
+	d->n = 0;
+}
+
+struct found {
+	struct keyset *keys;
+};
+
+static int found_row(const char *const *v, const size_t *lens, size_t n, void *ud)
+{
+	struct found *fd = ud;
+	if (n >= 1 && v[0] && keyset_add(fd->keys, v[0], lens[0]) == -ENOMEM)
+		return -ENOMEM;
+	return 0;
+}
+
+/* Streaming lines whose last send had an unknown outcome so long ago that
+ * insertId may no longer de-duplicate: ask the table which it holds. */
+static int verify_unknown(struct drain *d)
+{
+	struct feed *f = d->f;
+	const struct config *c = f->env.cfg;
+	const char **keys = calloc(d->n, sizeof(*keys));
+	struct found fd = {.keys = keyset_new(d->n)};
+	char *sql = NULL;
+	json_t *params = NULL;
+	size_t k = 0, held = 0;
+	int r = -ENOMEM;
+	for (size_t i = 0; keys && i < d->n; i++)
+		if (!d->was_done[i])
+			keys[k++] = d->keys[i];
+	if (keys && fd.keys && (params = bq_param_strings("keys", keys, k)) &&
+	    asprintf(&sql, "SELECT %s FROM `%s.%s.%s` WHERE %s IN UNNEST(@keys)", f->schema->key,
+	             c->bigquery.project, c->bigquery.dataset, feed_table(f), f->schema->key) >= 0)
+		r = bq_query_params(f->env.bq, sql, params, found_row, &fd, NULL);
+	else
+		sql = NULL;
+	for (size_t i = 0; r == 0 && i < d->n; i++) {
+		if (d->was_done[i] || !keyset_has(fd.keys, d->keys[i], strlen(d->keys[i])))
+			continue;
+		d->was_done[i] = true;
+		f->last.inserted++;
+		held++;
+		r = seg_set(d->seg, d->linenos[i], SEG_DONE);
+	}
+	if (r == 0) {
+		log_info("%s: %zu of %zu rows sent over %llu s ago with no answer are in table %s "
+		         "already; the others are sent again",
+		         feed_name(f), held, k,
+		         (unsigned long long)((util_now_ms() - d->seg->unknown_since_ms) / 1000),
+		         feed_table(f));
+		d->seg->unknown_since_ms = 0;
+	}
+	json_decref(params);
+	keyset_free(fd.keys);
+	free(sql);
+	free(keys);
+	return r;
+}
+
+static void commit_invalid(struct drain *d, size_t i, const char *reason)
+{
+	struct feed *f = d->f;
+	if (feed_dead_letter(f, d->rows[i], reason, "bigquery") == 0) {
+		f->last.rejected++;
+		feed_remember_rejected(f, d->rows[i]);
+		/* A corrected version of the row is welcome. */
+		if (feed_key_release(f, d->keys[i]) < 0 ||
+		    seg_set(d->seg, d->linenos[i], SEG_DONE) < 0)
+			d->pending++;
+	} else {
+		d->pending++;
+	}
+}
+
+static int drain_flush(struct drain *d)
+{
+	struct feed *f = d->f;
+	struct segstate *s = d->seg;
+	size_t todo = 0;
+	int r = 0;
+	for (size_t i = 0; i < d->n; i++)
+		todo += !d->was_done[i];
+	if (todo > 0 && !s->load && s->unknown_since_ms &&
+	    util_now_ms() - s->unknown_since_ms >= f->trust_ms) {
+		r = verify_unknown(d);
+		todo = 0;
+		for (size_t i = 0; i < d->n; i++)
+			todo += !d->was_done[i];
+	}
+	if (r < 0 || todo == 0) {
+		if (r < 0)
+			d->pending += todo;
+		drain_reset(d);
+		return r;
+	}
+	/* Streaming sends only what is unconfirmed; a load job sends its whole
+	 * planned chunk, so that its id is the one it had the first time. */
+	json_t **rows = d->rows;
+	const char **keys = d->keys;
+	size_t *map = NULL, m = d->n;
+	if (!s->load && todo < d->n) {
+		rows = calloc(todo, sizeof(*rows));
+		keys = calloc(todo, sizeof(*keys));
+		map = calloc(todo, sizeof(*map));
+		if (!rows || !keys || !map) {
+			r = -ENOMEM;
+			goto out;
+		}
+		m = 0;
+		for (size_t i = 0; i < d->n; i++)
+			if (!d->was_done[i]) {
+				rows[m] = d->rows[i];
+				keys[m] = d->keys[i];
+				map[m++] = i;
+			}
+	}
+	struct bq_row_status *st = calloc(m, sizeof(*st));
+	if (!st) {
+		r = -ENOMEM;
+		goto out;
+	}
+	uint64_t t0 = util_now_ms();
+	r = bq_insert_as(f->env.bq, s->load ? CONFIG_INSERT_LOAD : CONFIG_INSERT_STREAMING,
+	                 feed_table(f), rows, keys, m, st);
+	for (size_t j = 0; j < m; j++) {
+		size_t i = map ? map[j] : j;
+		if (d->was_done[i])
+			continue;
+		switch (st[j].state) {
+		case BQ_ROW_DONE:
+			f->last.inserted++;
+			if (seg_set(s, d->linenos[i], SEG_DONE) < 0)
+				d->pending++;
+			break;
+		case BQ_ROW_INVALID:
+			commit_invalid(d, i, st[j].reason);
+			break;
+		case BQ_ROW_PENDING:
+			d->pending++;
+			/* It may have been stored with its answer lost. */
+			if (!s->load && !s->unknown_since_ms)
+				s->unknown_since_ms = t0;
+			break;
+		}
+	}
+	free(st);
+out:
+	if (rows != d->rows)
+		free(rows);
+	if (keys != d->keys)
+		free(keys);
+	free(map);
+	drain_reset(d);
+	if (r == -ETIMEDOUT) { /* row-level: the rest of the spool may still go */
+		d->stuck = true;
+		r = 0;
+	}
+	return r;
+}
+
+static int chunk_push(struct drain *d, json_t *row, const char *key, size_t lineno, bool done)
+{
+	if (d->n == d->cap) {
+		size_t cap = d->cap ? d->cap * 2 : 256;
+		json_t **rows = realloc(d->rows, cap * sizeof(*rows));
+		if (rows)
+			d->rows = rows;
+		const char **keys = rows ? realloc(d->keys, cap * sizeof(*keys)) : NULL;
+		if (keys)
+			d->keys = keys;
+		size_t *ln = keys ? realloc(d->linenos, cap * sizeof(*ln)) : NULL;
+		if (ln)
+			d->linenos = ln;
+		bool *wd = ln ? realloc(d->was_done, cap * sizeof(*wd)) : NULL;
+		if (!wd) {
+			json_decref(row);
+			return -ENOMEM;
+		}
+		d->was_done = wd;
+		d->cap = cap;
+	}
+	d->rows[d->n] = row;
+	d->keys[d->n] = key;
+	d->linenos[d->n] = lineno;
+	d->was_done[d->n] = done;
+	d->n++;
+	return 0;
+}
+
+/* Start-up: BigQuery's keys were seeded, so a key already known has landed
+ * (or appeared in an earlier segment) and a row already dead-lettered has
+ * been handled; neither is sent again. Any other row is now pending in the
+ * key set and goes with the next drain. Spooled events are in the calendar. */
+static int scan_line(struct drain *d, json_t *row, const char *key, size_t lineno)
+{
+	struct feed *f = d->f;
+	int r = 0;
+	if (f->kind == FEED_EVENTS && f->env.cal)
+		r = calendar_note(f->env.cal, key,
+		                  json_string_value(json_object_get(row, "starts")));
+	if (r == 0 && feed_is_rejected(f, row)) {
+		r = seg_set(d->seg, lineno, SEG_DONE);
+	} else if (r == 0) {
+		r = keyset_add(f->seen, key, strlen(key));
+		if (r == 0 || r == -EINVAL)
+			r = seg_set(d->seg, lineno, SEG_DONE);
+		else if (r == 1) {
+			d->pending++;
+			r = 0;
+		}
+	}
+	json_decref(row);
+	return r;
+}
+
+static int drain_line_inner(struct drain *d, const char *line, size_t len, size_t lineno)
+{
+	struct feed *f = d->f;
+	struct segstate *s = d->seg;
+	bool done = seg_has(s, lineno, SEG_DONE);
+	if (done && (d->scan_only || !s->load))
+		return 0;
+	json_t *row = json_loadb(line, len, 0, NULL);
+	const char *key = row ? schema_row_key(f->schema, row) : NULL;
+	if (!key) {
+		json_decref(row);
+		if (d->scan_only || done) {
+			d->pending += !done;
+			return 0;
+		}
+		/* Only a damaged disk could produce this: keep the bytes for a human. */
+		json_t *raw = json_stringn(line, len);
+		int r = raw ? feed_dead_letter(f, raw, "unreadable spool line", "spool") : -ENOMEM;
+		json_decref(raw);
+		if (r == 0)
+			return seg_set(s, lineno, SEG_DONE);
+		d->pending++; /* the segment stays until its dead letter is written */
+		return r == -ENOMEM ? r : 0;
+	}
+	if (d->scan_only)
+		return scan_line(d, row, key, lineno);
+	return chunk_push(d, row, key, lineno, done);
+}
+
+static int drain_line(const char *line, size_t len, size_t lineno, void *ud)
+{
+	struct drain *d = ud;
+	if (!d->scan_only && seg_has(d->seg, lineno, SEG_EXCLUDED))
+		return 0;
+	int r = drain_line_inner(d, line, len, lineno);
+	/* Chunks are cut by the lines of the plan, sent or not, so that a
+	 * load job covers the same lines every time. */
+	d->span_rows++;
+	d->span_bytes += len;
+	size_t chunk = d->seg->load ? FEED_DRAIN_LOAD_ROWS : FEED_DRAIN_STREAM_ROWS;
+	if (r == 0 && !d->scan_only &&
+	    (d->span_rows >= chunk || d->span_bytes >= FEED_DRAIN_CHUNK_BYTES)) {
+		d->span_rows = d->span_bytes = 0;
+		r = drain_flush(d);
+	}
+	if (r)
+		d->failed = r;
+	return r;
+}
+
+/* One pass over segment i. 0 when every line is done (the segment is then
+ * retired); -EAGAIN when lines remain but BigQuery answered (the drain goes
+ * on to newer segments); *unreadable when the file itself cannot be read;
+ * any other negative errno when a request failed. */
+static int drain_segment(struct feed *f, size_t i, bool scan_only, bool *unreadable)
+{
+	struct segstate *s = segstate_get(f, spool_path(f->spool, i));
+	*unreadable = false;
+	if (!s)
+		return -ENOMEM;
+	struct drain d = {.f = f, .seg = s, .scan_only = scan_only};
+	int r = scan_only ? 0 : seg_plan(f, i, s);
+	if (r == -EBADMSG) {
+		*unreadable = true;
+		return r;
+	}
+	if (r == 0)
+		r = spool_foreach(f->spool, i, drain_line, &d);
+	if (r != 0 && d.failed == 0 && r != -ENOMEM) {
+		*unreadable = true;
+	} else if (!scan_only) {
+		if (r == 0)
+			r = drain_flush(&d);
+		else
+			(void)drain_flush(&d); /* confirmations already received still count */
+	}
+	drain_reset(&d);
+	free(d.rows);
+	free(d.keys);
+	free(d.linenos);
+	free(d.was_done);
+	if (r < 0 || *unreadable)
+		return r;
+	if (scan_only) {
+		if (d.pending)
+			log_info("%s: %zu spooled rows from an earlier run still to send (%s)",
+			         feed_name(f), d.pending, spool_path(f->spool, i));
+		return 0;
+	}
+	if (d.pending || d.stuck)
+		return -EAGAIN;
+	segstate_drop(f, s);
+	return spool_retire(f->spool, i);
+}
+
+static void set_aside(struct feed *f, size_t i, const char *path, int why)
+{
+	int r = spool_set_aside(f->spool, i);
+	if (r == 0)
+		log_error("%s: spool segment %s cannot be read (%s); it was renamed to "
+		          "%s.unreadable and its rows are not sent: fix it (owner, mode) and "
+		          "rename it back, then restart",
+		          feed_name(f), path, strerror(-why), path);
+	else
+		log_error("%s: spool segment %s cannot be read (%s), nor set aside (%s)",
+		          feed_name(f), path, strerror(-why), strerror(-r));
+}
+
+/* Scan (start-up) or drain every segment. */
+static int each_segment(struct feed *f, bool scan_only)
+{
+	int first = 0;
+	for (size_t i = 0; i < spool_count(f->spool);) {
+		bool unreadable;
+		char *path = strdup(spool_path(f->spool, i));
+		int r = path ? drain_segment(f, i, scan_only, &unreadable) : -ENOMEM;
+		if (path && unreadable) {
+			struct segstate *s = segstate_get(f, path);
+			if (s)
+				segstate_drop(f, s);
+			size_t before = spool_count(f->spool);
+			set_aside(f, i, path, r);
+			free(path);
+			if (spool_count(f->spool) == before)
+				i++; /* could not be moved: leave it and go on */
+			continue;
+		}
+		free(path);
+		if (r == 0 && !scan_only)
+			continue; /* retired: the next one moved into place i */
+		if (r == 0 || r == -EAGAIN) {
+			first = first ? first : r;
+			i++;
+			continue;
+		}
+		return r; /* a request failed: the others would fail the same way */
+	}
+	return first;
+}
+
+int feed_open_spool(struct feed *f)
+{
+	if (f->spool)
+		return 0;
+	int r = spool_open(f->env.cfg->state_dir, feed_name(f), &f->spool);
+	if (r < 0) {
+		log_error("%s: cannot open the spool in %s: %s", feed_name(f),
+		          f->env.cfg->state_dir, strerror(-r));
+		return r;
+	}
+	r = each_segment(f, true);
+	if (r < 0) {
+		spool_free(f->spool);
+		f->spool = NULL;
+		feed_segs_clear(f);
+	}
+	return r;
+}
+
+int feed_drain_all(struct feed *f)
+{
+	int r = each_segment(f, false);
+	f->last.rows_pending = spool_count(f->spool) > 0;
+	return r;
+}

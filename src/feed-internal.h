@@ -1,0 +1,69 @@
+/* feed-internal.h - what feed.c (fetching) and feed-drain.c (the spool to
+ * BigQuery) share about one feed. Nothing outside the two uses it. */
+#ifndef STBQ_FEED_INTERNAL_H
+#define STBQ_FEED_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "feed.h"
+#include "keyset.h"
+#include "spool.h"
+
+#define FEED_IDENTITY_LEN 80
+
+/* What this process knows of one spool segment, per line number (1-based). */
+enum {
+	SEG_DONE = 1,     /* confirmed by BigQuery or dead-lettered */
+	SEG_EXCLUDED = 2, /* not part of the segment's load plan (done before it) */
+};
+
+struct segstate {
+	char *path;
+	unsigned char *line; /* SEG_* flags per line number */
+	size_t cap;
+	uint64_t unknown_since_ms; /* streaming: first send whose outcome is unknown (0: none) */
+	bool planned;              /* load plan read (or written) */
+	bool load;                 /* the segment goes by load jobs */
+};
+
+struct feed {
+	enum feed_kind kind;
+	const struct schema *schema;
+	struct feed_env env;
+	struct keyset *seen;     /* in BigQuery or spooled */
+	struct keyset *released; /* of those, keys whose row BigQuery rejected: a corrected
+	                            version is accepted again */
+	struct keyset *rejected; /* identities of dead-lettered rows */
+	struct spool *spool;
+	struct segstate *segs;
+	size_t nsegs;
+	struct feed_stats last;
+	uint64_t seed_last_progress;
+	uint64_t trust_ms; /* FEED_DEDUP_TRUST_MS, or the test override */
+};
+
+const char *feed_table(const struct feed *f);
+/* A key is known when it is in BigQuery or spooled, and its row was not
+ * rejected by BigQuery since. */
+bool feed_key_known(const struct feed *f, const char *key, size_t len);
+/* A key whose row BigQuery rejected: it may come again, corrected. */
+int feed_key_release(struct feed *f, const char *key);
+/* "\x01sha256:<hex>" of a row's canonical JSON: how a dead-lettered row is
+ * recognised when it comes back, even without a key. */
+int feed_row_identity(const json_t *row, char out[FEED_IDENTITY_LEN]);
+bool feed_is_rejected(const struct feed *f, const json_t *row);
+void feed_remember_rejected(struct feed *f, const json_t *row);
+/* Append one dead letter and fsync it. 0 or -errno (logged). */
+int feed_dead_letter(struct feed *f, const json_t *row, const char *reason, const char *stage);
+
+/* feed-drain.c */
+void feed_segs_clear(struct feed *f);
+/* Open the spool (once) and scan what an earlier run left in it. */
+int feed_open_spool(struct feed *f);
+/* Send every segment's unconfirmed lines; retire segments that are done. */
+int feed_drain_all(struct feed *f);
+/* A segment just written by this process: every line starts unconfirmed. */
+int feed_track_segment(struct feed *f, const char *path);
+
+#endif

@@ -1,0 +1,408 @@
+/* stpage.c - a See Tickets reply body read into rows; see stpage.h. */
+#include "autoconfig.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "stpage.h"
+#include "util.h"
+
+#define STPAGE_MAX_DEPTH    512 /* nesting beyond this is malformed, not a row */
+#define STPAGE_INT64_DIGITS 19
+
+void st_page_clear(struct st_page *page)
+{
+	json_decref(page->rows);
+	for (size_t i = 0; i < page->nbad; i++)
+		free(page->bad[i].text);
+	free(page->bad);
+	free(page->first);
+	*page = (struct st_page){0};
+}
+
+/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no
+ * surrogates, nothing above U+10FFFF), or 0. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	if (c < 0x80)
+		return c ? 1 : 0;
+	size_t need;
+	unsigned char lo = 0x80, hi = 0xBF;
+	if (c >= 0xC2 && c <= 0xDF)
+		need = 1;
+	else if (c >= 0xE0 && c <= 0xEF) {
+		need = 2;
+		if (c == 0xE0)
+			lo = 0xA0;
+		else if (c == 0xED)
+			hi = 0x9F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		need = 3;
+		if (c == 0xF0)
+			lo = 0x90;
+		else if (c == 0xF4)
+			hi = 0x8F;
+	} else
+		return 0;
+	if (n < need + 1 || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i <= need; i++)
+		if (s[i] < 0x80 || s[i] > 0xBF)
+			return 0;
+	return need + 1;
+}
+
+char *st_utf8_escape(const char *s, size_t len)
+{
+	struct buf b = {0};
+	const unsigned char *p = (const unsigned char *)s;
+	int r = buf_reserve(&b, len + 1);
+	for (size_t i = 0; i < len && r == 0;) {
+		size_t k = utf8_seq(p + i, len - i);
+		if (k) {
+			r = buf_append(&b, p + i, k);
+			i += k;
+		} else {
+			r = buf_printf(&b, "\\x%02X", p[i]);
+			i++;
+		}
+	}
+	if (r < 0) {
+		buf_free(&b);
+		return NULL;
+	}
+	return buf_steal(&b);
+}
+
+/* ---- the structural scan ------------------------------------------------ */
+
+struct scan {
+	const char *p, *end;
+};
+
+static void ws(struct scan *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+static bool skip_string(struct scan *s)
+{
+	s->p++; /* the opening quote */
+	while (s->p < s->end) {
+		char c = *s->p++;
+		if (c == '"')
+			return true;
+		if (c == '\\') {
+			if (s->p >= s->end)
+				return false;
+			s->p++;
+		}
+	}
+	return false;
+}
+
+static bool is_delim(char c)
+{
+	return c == ',' || c == ']' || c == '}' || c == ':' || c == ' ' || c == '\t' || c == '\n' ||
+	       c == '\r' || c == '"' || c == '[' || c == '{';
+}
+
+/* One value of any kind, containers matched bracket for bracket. Scalars
+ * are only delimited here; reading them is jansson's job. */
+static bool skip_value(struct scan *s)
+{
+	char stack[STPAGE_MAX_DEPTH];
+	size_t depth = 0;
+	do {
+		ws(s);
+		if (s->p >= s->end)
+			return false;
+		char c = *s->p;
+		if (c == '"') {
+			if (!skip_string(s))
+				return false;
+		} else if (c == '{' || c == '[') {
+			if (depth == sizeof(stack))
+				return false;
+			stack[depth++] = c == '{' ? '}' : ']';
+			s->p++;
+		} else if (c == '}' || c == ']') {
+			if (depth == 0 || stack[depth - 1] != c)
+				return false;
+			depth--;
+			s->p++;
+		} else if (c == ',' || c == ':') {
+			if (depth == 0)
+				return false;
+			s->p++;
+		} else {
+			const char *start = s->p;
+			while (s->p < s->end && !is_delim(*s->p))
+				s->p++;
+			if (s->p == start)
+				return false;
+		}
+	} while (depth > 0);
+	return true;
+}
+
+/* The member name at s->p is "data" (escapes decoded as jansson would). */
+static bool key_is_data(const char *start, const char *end)
+{
+	if ((size_t)(end - start) == 6 && memcmp(start, "\"data\"", 6) == 0)
+		return true;
+	if (!memchr(start, '\\', (size_t)(end - start)))
+		return false;
+	json_t *k = json_loadb(start, (size_t)(end - start), JSON_DECODE_ANY, NULL);
+	bool yes = json_is_string(k) && strcmp(json_string_value(k), "data") == 0;
+	json_decref(k);
+	return yes;
+}
+
+/* Find the value of the top-level "data" member: its span, or NULL span when
+ * absent. False when the body is not one well-formed object. */
+static bool find_data(const char *body, size_t len, const char **ds, const char **de)
+{
+	struct scan s = {body, body + len};
+	*ds = *de = NULL;
+	ws(&s);
+	if (s.p >= s.end || *s.p != '{')
+		return false;
+	s.p++;
+	ws(&s);
+	if (s.p < s.end && *s.p == '}') {
+		s.p++;
+	} else {
+		for (;;) {
+			ws(&s);
+			if (s.p >= s.end || *s.p != '"')
+				return false;
+			const char *ks = s.p;
+			if (!skip_string(&s))
+				return false;
+			bool data = key_is_data(ks, s.p);
+			ws(&s);
+			if (s.p >= s.end || *s.p++ != ':')
+				return false;
+			ws(&s);
+			const char *vs = s.p;
+			if (!skip_value(&s))
+				return false;
+			if (data) { /* the last one wins, as in jansson */
+				*ds = vs;
+				*de = s.p;
+			}
+			ws(&s);
+			if (s.p >= s.end)
+				return false;
+			if (*s.p == '}') {
+				s.p++;
+				break;
+			}
+			if (*s.p++ != ',')
+				return false;
+		}
+	}
+	ws(&s);
+	return s.p == s.end;
+}
+
+/* The integer or real literal at p..e does not fit jansson: an integer
+ * beyond int64, or a real that overflows a double. */
+static bool number_too_big(const char *p, const char *e)
+{
+	const char *d = p + (*p == '-');
+	bool integer = true;
+	for (const char *q = d; q < e; q++)
+		if (*q == '.' || *q == 'e' || *q == 'E')
+			integer = false;
+	if (integer) {
+		size_t n = (size_t)(e - d);
+		if (n != STPAGE_INT64_DIGITS)
+			return n > STPAGE_INT64_DIGITS;
+		return memcmp(d, *p == '-' ? "9223372036854775808" : "9223372036854775807", n) > 0;
+	}
+	char *copy = strndup(p, (size_t)(e - p));
+	bool big = copy && isinf(strtod(copy, NULL));
+	free(copy);
+	return big;
+}
+
+/* The element with every number too big for jansson quoted as a string. */
+static int quote_big_numbers(const char *s, size_t len, struct buf *out)
+{
+	struct scan sc = {s, s + len};
+	const char *copied = s;
+	int r = 0;
+	buf_reset(out);
+	while (sc.p < sc.end && r == 0) {
+		char c = *sc.p;
+		if (c == '"') {
+			if (!skip_string(&sc))
+				break;
+		} else if (c == '-' || (c >= '0' && c <= '9')) {
+			const char *start = sc.p;
+			while (sc.p < sc.end && !is_delim(*sc.p))
+				sc.p++;
+			if (number_too_big(start, sc.p)) {
+				r = buf_append(out, copied, (size_t)(start - copied));
+				if (r == 0)
+					r = buf_append(out, "\"", 1);
+				if (r == 0)
+					r = buf_append(out, start, (size_t)(sc.p - start));
+				if (r == 0)
+					r = buf_append(out, "\"", 1);
+				copied = sc.p;
+			}
+		} else {
+			sc.p++;
+		}
+	}
+	if (r == 0)
+		r = buf_append(out, copied, (size_t)(sc.end - copied));
+	return r;
+}
+
+static const char *error_class(const json_error_t *e)
+{
+	switch (json_error_code(e)) {
+	case json_error_invalid_utf8:
+		return "invalid UTF-8";
+	case json_error_null_character:
+		return "a NUL character";
+	case json_error_numeric_overflow:
+		return "a number out of range";
+	case json_error_invalid_syntax:
+		return "invalid JSON syntax or escape";
+	default:
+		return "invalid JSON";
+	}
+}
+
+static char *identity_of(const json_t *row, const char *key)
+{
+	const json_t *k = json_is_object(row) ? json_object_get(row, key) : NULL;
+	return k ? json_dumps(k, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+}
+
+static int add_bad(struct st_page *pg, const char *s, size_t len, const json_error_t *e)
+{
+	struct st_bad_row *n = realloc(pg->bad, (pg->nbad + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	pg->bad = n;
+	struct st_bad_row *b = &pg->bad[pg->nbad];
+	b->index = pg->count;
+	b->text = st_utf8_escape(s, len);
+	if (!b->text)
+		return -ENOMEM;
+	snprintf(b->why, sizeof(b->why), "row is not valid JSON: %s at byte %d of the row",
+	         error_class(e), e->position);
+	pg->nbad++;
+	return 0;
+}
+
+/* One element on its own: a row, a repaired row, or a bad row. */
+static int read_element(struct st_page *pg, const char *s, size_t len, const char *key,
+                        struct buf *tmp)
+{
+	json_error_t e;
+	json_t *row = json_loadb(s, len, JSON_DECODE_ANY, &e);
+	if (!row && quote_big_numbers(s, len, tmp) == 0 && tmp->len != len)
+		row = json_loadb(tmp->data, tmp->len, JSON_DECODE_ANY, NULL);
+	if (pg->count == 0) {
+		pg->first = row ? identity_of(row, key) : st_utf8_escape(s, len);
+		if (!row && !pg->first)
+			return -ENOMEM;
+	}
+	int r = row ? json_array_append_new(pg->rows, row) : add_bad(pg, s, len, &e);
+	pg->count++;
+	return r < 0 ? -ENOMEM : 0;
+}
+
+static int scan_page(const char *body, size_t len, const char *key, struct st_page *pg)
+{
+	const char *ds, *de;
+	if (!find_data(body, len, &ds, &de))
+		return -EBADMSG;
+	if (!(pg->rows = json_array()))
+		return -ENOMEM;
+	if (!ds || (de - ds == 4 && memcmp(ds, "null", 4) == 0))
+		return 0;
+	if (*ds != '[')
+		return -EBADMSG;
+	struct scan s = {ds + 1, de - 1}; /* inside the brackets */
+	struct buf tmp = {0};
+	int r = 0;
+	ws(&s);
+	while (s.p < s.end && r == 0) {
+		const char *es = s.p;
+		if (!skip_value(&s)) {
+			r = -EBADMSG;
+			break;
+		}
+		r = read_element(pg, es, (size_t)(s.p - es), key, &tmp);
+		ws(&s);
+		if (s.p == s.end)
+			break;
+		if (*s.p++ != ',')
+			r = -EBADMSG;
+		ws(&s);
+		if (s.p == s.end) /* a trailing comma */
+			r = -EBADMSG;
+	}
+	buf_free(&tmp);
+	return r;
+}
+
+int st_parse_page(const char *body, size_t len, const char *what, const char *key,
+                  struct st_page *pg)
+{
+	json_error_t jerr;
+	*pg = (struct st_page){0};
+	json_t *root = json_loadb(body ? body : "", len, 0, &jerr);
+	int r = 0;
+	if (root && json_is_object(root)) {
+		json_t *data = json_object_get(root, "data");
+		if (!data || json_is_null(data)) {
+			pg->rows = json_array();
+		} else if (json_is_array(data)) {
+			pg->rows = json_incref(data);
+			pg->count = json_array_size(data);
+			if (pg->count > 0)
+				pg->first = identity_of(json_array_get(data, 0), key);
+		} else {
+			r = -EBADMSG;
+		}
+		json_decref(root);
+		if (r == 0 && !pg->rows)
+			r = -ENOMEM;
+	} else if (root) {
+		json_decref(root);
+		r = -EBADMSG;
+	} else {
+		/* jansson refused the whole: look for the one row that costs it. */
+		r = body ? scan_page(body, len, key, pg) : -EBADMSG;
+		if (r == 0 && pg->nbad)
+			log_info("%s: %zu of %zu rows of a page are not valid JSON; the others go "
+			         "on",
+			         what, pg->nbad, pg->count);
+	}
+	if (r == -EBADMSG)
+		/* The position only: jansson's text quotes the input, which may be
+		 * personal data. */
+		log_warning("%s: malformed reply (%s at byte %d)", what,
+		            root ? "not a JSON object with a \"data\" array" : error_class(&jerr),
+		            root ? 0 : jerr.position);
+	if (r < 0)
+		st_page_clear(pg);
+	return r;
+}

@@ -1,0 +1,50 @@
+/* stpage.h - one See Tickets reply body read into rows, where one bad row
+ * costs only itself.
+ *
+ * jansson reads a whole reply at once, and one value it cannot hold (an
+ * integer beyond int64, 1e999, a lone \ud83c escape, invalid UTF-8) fails
+ * the whole page, every time it is fetched again. So when jansson refuses a
+ * reply, a structural scan finds the elements of its top-level "data" array
+ * and each is read on its own. A number too large for jansson is read as
+ * the string of its digits (an id sent as a number becomes that string; a
+ * typed column then takes it or rejects the row as for any string); an
+ * element that still cannot be read is handed over as text, for the dead
+ * letters. A reply whose structure is broken (truncated, not an object,
+ * "data" not an array) is malformed as a whole and fetched again. */
+#ifndef STBQ_STPAGE_H
+#define STBQ_STPAGE_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#define ST_BAD_ROW_WHY_LEN 96
+
+/* An element of "data" that is not valid JSON even on its own. */
+struct st_bad_row {
+	char *text;   /* its raw bytes as valid UTF-8: invalid bytes written as \xNN */
+	size_t index; /* position in the page */
+	char why[ST_BAD_ROW_WHY_LEN]; /* a fixed text and a byte offset, never input */
+};
+
+struct st_page {
+	json_t *rows; /* the elements that could be read, in order (owned) */
+	size_t count; /* elements in "data", read or not: what paging advances by */
+	struct st_bad_row *bad;
+	size_t nbad;
+	char *first; /* the first element's identity (compact JSON of its key, or its
+	                  text), for the repeated-page guard; NULL on an empty page */
+};
+
+/* Read a reply body. `key` names the row key (for `first`). A reply without
+ * "data", or with "data": null, is an empty page. 0, -EBADMSG (malformed as a
+ * whole; `what` names the feed in the warning, which quotes no input), or
+ * -ENOMEM. *page is filled on 0 and empty otherwise; st_page_clear() it. */
+int st_parse_page(const char *body, size_t len, const char *what, const char *key,
+                  struct st_page *page);
+void st_page_clear(struct st_page *page);
+
+/* `len` bytes as valid UTF-8, each byte that is not part of a valid sequence
+ * written as "\xNN". A new string; NULL on ENOMEM. */
+char *st_utf8_escape(const char *s, size_t len);
+
+#endif

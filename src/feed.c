@@ -286,6 +286,12 @@ static int load_rejected(struct feed *f)
 		const json_t *row = json_object_get(o, "row");
 		if (row)
 			feed_remember_rejected(f, row);
+		/* A rejected event still exists at the source: its sales are wanted. */
+		char buf[32];
+		const char *id = f->kind == FEED_EVENTS ? api_key_text(f, row, buf) : NULL;
+		if (id && f->env.cal)
+			(void)calendar_note(f->env.cal, id,
+			                    json_string_value(json_object_get(row, "starts")));
 		json_decref(o);
 	}
 	free(line);
@@ -308,6 +314,10 @@ int feed_seed(struct feed *f)
 		return -ENOMEM;
 	uint64_t start = util_now_ms();
 	f->seed_last_progress = start;
+	/* Dead letters first: for the calendar, what the table holds is newer. */
+	int e = load_rejected(f);
+	if (e < 0)
+		log_warning("%s: cannot read earlier dead letters: %s", feed_name(f), strerror(-e));
 	log_info("%s: seeding known keys from table %s", feed_name(f), feed_table(f));
 	r = bq_query(f->env.bq, sql, seed_row, f, seed_progress);
 	free(sql);
@@ -316,9 +326,6 @@ int feed_seed(struct feed *f)
 		          strerror(-r));
 		return r;
 	}
-	r = load_rejected(f);
-	if (r < 0)
-		log_warning("%s: cannot read earlier dead letters: %s", feed_name(f), strerror(-r));
 	log_info("%s: %zu keys known in table %s (seeded in %" PRIu64 " ms)", feed_name(f),
 	         keyset_count(f->seen), feed_table(f), util_now_ms() - start);
 	return 0;

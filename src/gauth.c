@@ -680,8 +680,10 @@ static int request_service_account(struct gauth *g, struct http_response *resp)
 {
 	char why[160];
 	struct secbuf *jwt = NULL;
-	/* A new JWT every time: its iat/exp must be current. */
-	int r = gauth_jwt_build(g->client_email, g->key_id, g->token_uri, g->private_key,
+	/* A new JWT every time: its iat/exp must be current. Its audience is Google's token
+	 * endpoint (GAUTH_JWT_AUDIENCE), not token_uri: Google refuses any other `aud`, and
+	 * google-auth signs the same fixed value; the JWT is still POSTed to token_uri. */
+	int r = gauth_jwt_build(g->client_email, g->key_id, GAUTH_JWT_AUDIENCE, g->private_key,
 	                        util_wall_s(), &jwt, why, sizeof(why));
 	if (r < 0) {
 		log_error("%s: cannot build the token request: %s", g->describe, why);

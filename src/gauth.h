@@ -1,8 +1,8 @@
 /* gauth.h - Google access tokens for the cloud-platform scope.
  *
  * Three sources, as Google's own libraries know them: the GCE metadata
- * server, a service-account JSON key (RS256 JWT exchanged at the file's
- * token_uri) and gcloud's authorized_user file (refresh token). "auto"
+ * server, a service-account JSON key (RS256 JWT for GAUTH_JWT_AUDIENCE, exchanged
+ * at the file's token_uri) and gcloud's authorized_user file (refresh token). "auto"
  * follows the Application Default Credentials order. The token is cached,
  * refreshed ahead of expiry, and replaced only when a complete new one has
  * arrived. Every secret (private key, refresh token, client secret, JWT,
@@ -19,6 +19,11 @@
 
 #define GAUTH_SCOPE              "https://www.googleapis.com/auth/cloud-platform"
 #define GAUTH_DEFAULT_TOKEN_URI  "https://oauth2.googleapis.com/token"
+/* The `aud` of every service-account JWT, whatever token_uri the key file names: Google's
+ * token endpoint checks the audience against its own name, and Google's client libraries
+ * (google-auth's service_account.Credentials._make_authorization_grant_assertion) sign this
+ * fixed value too. token_uri is only where the assertion is POSTed. */
+#define GAUTH_JWT_AUDIENCE       "https://oauth2.googleapis.com/token"
 #define GAUTH_METADATA_HOST      "metadata.google.internal"
 #define GAUTH_REFRESH_MARGIN_S   225 /* refresh 3 min 45 s before expiry, as google-auth does */
 #define GAUTH_JWT_LIFETIME_S     3600

@@ -26,6 +26,24 @@ FAKE = os.path.join(HERE, "google-fake")
 CONTRACTS = os.path.join(HERE, "..", "contracts")
 P, D = "proj-1", "seetickets_data"
 SCOPE = "https://www.googleapis.com/auth/cloud-platform"
+# The JWT audience Google's libraries sign whatever token_uri says (see google-fake).
+GOOGLE_AUD = "https://oauth2.googleapis.com/token"
+GOOGLE_AUD_V4 = "https://www.googleapis.com/oauth2/v4/token"
+AUD_ERROR = {
+    "error": "invalid_grant",
+    "error_description": "Invalid JWT: Failed audience check. The right audience is "
+    "https://www.googleapis.com/oauth2/v4/token",
+}
+BAD_TOKEN_MESSAGE = (
+    "Request had invalid authentication credentials. Expected OAuth 2 access token, login cookie "
+    "or other valid authentication credential. See "
+    "https://developers.google.com/identity/sign-in/web/devconsole-project."
+)
+NO_CREDENTIAL_MESSAGE = (
+    "Request is missing required authentication credential. Expected OAuth 2 access token, login "
+    "cookie or other valid authentication credential. See "
+    "https://developers.google.com/identity/sign-in/web/devconsole-project."
+)
 
 SALES_FIELDS = (
     "affiliate:STRING currency:STRING date:STRING deliveryMethod:STRING deviceModel:STRING "
@@ -285,7 +303,7 @@ def make_jwt(
     header = {"alg": alg, "typ": "JWT", "kid": key_json["private_key_id"]}
     claims = {
         "iss": key_json["client_email"],
-        "aud": aud or key_json["token_uri"],
+        "aud": aud or GOOGLE_AUD,
         "iat": iat,
         "exp": exp,
     }
@@ -425,17 +443,49 @@ def test_cli_and_core(f):
 
 
 def test_auth(f):
-    st, j = f.bq("GET", "datasets/" + D, token="")
+    path = "/bigquery/v2/projects/%s/datasets/%s" % (P, D)
+    st, h, b = f.http("GET", path)
     T.ok(
         st == 401
-        and err_reason(j) == "authError"
-        and j["error"]["status"] == "UNAUTHENTICATED"
-        and "invalid authentication credentials" in err_message(j),
-        "no token: 401 authError envelope",
-        j,
+        and json.loads(b)
+        == {
+            "error": {
+                "code": 401,
+                "message": "Login Required.",
+                "errors": [
+                    {
+                        "message": "Login Required.",
+                        "domain": "global",
+                        "reason": "required",
+                        "location": "Authorization",
+                        "locationType": "header",
+                    }
+                ],
+                "status": "UNAUTHENTICATED",
+            }
+        }
+        and h.get("WWW-Authenticate") == 'Bearer realm="https://accounts.google.com/"',
+        "BigQuery without an Authorization header: 401 required, Login Required. (BigQuery v2)",
+        (st, dict(h), b),
     )
-    st, j = f.bq("GET", "datasets/" + D, token="ya29.made-up")
-    T.eq(st, 401, "unknown token: 401")
+    for name, hdrs in (
+        ("an unknown bearer token", {"Authorization": "Bearer ya29.made-up"}),
+        ("an empty bearer token", {"Authorization": "Bearer "}),
+        ("a Basic credential", {"Authorization": "Basic dXNlcjpwYXNz"}),
+    ):
+        st, h, b = f.http("GET", path, headers=hdrs)
+        j = json.loads(b)
+        T.ok(
+            st == 401
+            and err_reason(j) == "authError"
+            and j["error"]["errors"][0]["message"] == "Invalid Credentials"
+            and j["error"]["errors"][0]["location"] == "Authorization"
+            and err_message(j) == BAD_TOKEN_MESSAGE
+            and j["error"]["status"] == "UNAUTHENTICATED"
+            and 'error="invalid_token"' in (h.get("WWW-Authenticate") or ""),
+            "BigQuery with %s: 401 authError, Invalid Credentials" % name,
+            (st, j),
+        )
 
     sa = f.ctl("POST", "service_accounts", {})
     need = {
@@ -483,12 +533,21 @@ def test_auth(f):
         "JWT signed with the wrong key is refused",
         j,
     )
-    st, j = jwt_grant(f, make_jwt(sa, aud="https://oauth2.googleapis.com/token"))
+    # The audience is Google's token endpoint, never token_uri (where the JWT is POSTed).
+    T.ok(sa["token_uri"] != GOOGLE_AUD, "the key file's token_uri is the fake, not Google")
+    st, j = jwt_grant(f, make_jwt(sa, aud=sa["token_uri"]))
     T.ok(
-        st == 400 and j["error"] == "invalid_grant" and "audience" in j["error_description"],
-        "JWT with the wrong aud is refused",
-        j,
+        st == 400 and j == AUD_ERROR,
+        "JWT with aud = token_uri is refused with Google's audience error",
+        (st, j),
     )
+    st, j = jwt_grant(f, make_jwt(sa, aud=GOOGLE_AUD_V4))
+    T.ok(st == 200 and j.get("access_token"), "JWT with aud = the oauth2/v4 URL is accepted", j)
+    for other in ("https://oauth2.googleapis.com/token/", "https://example.com/token", ""):
+        st, j = jwt_grant(f, make_jwt(sa, extra={"aud": other}))
+        T.ok(st == 400 and j == AUD_ERROR, "JWT with aud %r is refused" % other, (st, j))
+    st, j = jwt_grant(f, make_jwt(sa, extra={"aud": None}))
+    T.ok(st == 400 and j == AUD_ERROR, "JWT without aud is refused", (st, j))
     now = int(time.time())
     st, j = jwt_grant(f, make_jwt(sa, iat=now, exp=now + 3601))
     T.ok(
@@ -531,7 +590,7 @@ def test_auth(f):
             json.dumps(
                 {
                     "iss": sa["client_email"],
-                    "aud": sa["token_uri"],
+                    "aud": GOOGLE_AUD,
                     "iat": now,
                     "exp": now + 3600,
                     "scope": SCOPE + " x",
@@ -1484,6 +1543,214 @@ def test_paging(f):
     )
 
 
+def test_tabledata_list(f, narrow):
+    fields = [
+        {"name": "k", "type": "STRING", "mode": "NULLABLE"},
+        {"name": "n", "type": "INTEGER", "mode": "NULLABLE"},
+        {"name": "x", "type": "FLOAT", "mode": "NULLABLE"},
+        {"name": "b", "type": "BOOLEAN", "mode": "NULLABLE"},
+        {"name": "ts", "type": "TIMESTAMP", "mode": "NULLABLE"},
+        {
+            "name": "rec",
+            "type": "RECORD",
+            "mode": "NULLABLE",
+            "fields": [
+                {"name": "a", "type": "STRING", "mode": "NULLABLE"},
+                {"name": "t", "type": "TIMESTAMP", "mode": "NULLABLE"},
+            ],
+        },
+        {"name": "tags", "type": "STRING", "mode": "REPEATED"},
+    ]
+    for table in ("tdl", "tdl_empty"):
+        f.ctl(
+            "POST",
+            "tables",
+            {"project": P, "dataset": D, "table": table, "schema": {"fields": fields}},
+        )
+    rows = [
+        {
+            "k": "a",
+            "n": 1,
+            "x": 1.5,
+            "b": True,
+            "ts": "2023-01-01 12:00:00.123456 UTC",
+            "rec": {"a": "r0", "t": "2023-01-01 00:00:00"},
+            "tags": ["p", "q"],
+        },
+        {"k": "b", "n": -7, "x": 1e20, "b": False, "tags": []},
+        {"k": "c", "n": 3},
+        {"k": "d", "n": 4},
+        {"k": "e", "n": 5},
+    ]
+    f.ctl("POST", "tables/%s/%s/tdl/rows" % (P, D), {"rows": rows})
+
+    def tdl(table="tdl", token=None, **params):
+        q = urllib.parse.urlencode(params)
+        return f.bq(
+            "GET",
+            "datasets/%s/tables/%s/data%s" % (D, table, "?" + q if q else ""),
+            conf="bigquery.tabledata.list",
+            token=token,
+        )
+
+    def keys(j):
+        return [r["f"][0]["v"] for r in j.get("rows", [])]
+
+    st, j = tdl()
+    T.ok(
+        st == 200
+        and j["kind"] == "bigquery#tableDataList"
+        and isinstance(j.get("etag"), str)
+        and j["etag"]
+        and j["totalRows"] == "5"
+        and "pageToken" not in j
+        and keys(j) == ["a", "b", "c", "d", "e"],
+        "tabledata.list: kind, etag, totalRows as a string, every row in insertion order",
+        j,
+    )
+    r0, r1 = (j["rows"][0]["f"], j["rows"][1]["f"]) if st == 200 else ([{}] * 7, [{}] * 7)
+    T.ok(
+        [c.get("v") for c in r0[:4]] == ["a", "1", "1.5", "true"]
+        and r0[5] == {"v": {"f": [{"v": "r0"}, {"v": "1.6725312E9"}]}}
+        and r0[6] == {"v": [{"v": "p"}, {"v": "q"}]}
+        and [c.get("v") for c in r1] == ["b", "-7", "1.0E20", "false", None, None, []],
+        "tabledata.list cells are strings as in query results (records as f/v, arrays of v, null)",
+        (r0, r1),
+    )
+    ts = r0[4].get("v")
+    T.ok(
+        isinstance(ts, str)
+        and re.fullmatch(r"\d\.\d+E9", ts)
+        and round(float(ts) * 1e6) == 1672574400123456,
+        "TIMESTAMP without useInt64Timestamp: float seconds as a string",
+        ts,
+    )
+    st, j = tdl(**{"formatOptions.useInt64Timestamp": "true"})
+    T.ok(
+        st == 200
+        and j["rows"][0]["f"][4] == {"v": "1672574400123456"}
+        and j["rows"][0]["f"][5]["v"]["f"][1] == {"v": "1672531200000000"}
+        and j["rows"][0]["f"][1] == {"v": "1"},
+        "formatOptions.useInt64Timestamp=true: TIMESTAMP as int64 microseconds string",
+        j,
+    )
+    st, j = tdl(**{"formatOptions.useInt64Timestamp": "false"})
+    T.eq(j["rows"][0]["f"][4], {"v": ts}, "formatOptions.useInt64Timestamp=false: float seconds")
+
+    pages, token = [], None
+    for _ in range(10):
+        st, j = tdl(maxResults=2, **({"pageToken": token} if token else {}))
+        pages.append((st, j.get("totalRows"), keys(j), "pageToken" in j))
+        token = j.get("pageToken")
+        if not token:
+            break
+    T.eq(
+        pages,
+        [
+            (200, "5", ["a", "b"], True),
+            (200, "5", ["c", "d"], True),
+            (200, "5", ["e"], False),
+        ],
+        "maxResults=2 pages by pageToken; the last page has no pageToken",
+    )
+    st, j = tdl(startIndex=3)
+    T.ok(st == 200 and keys(j) == ["d", "e"] and "pageToken" not in j, "startIndex=3", j)
+    st, j = tdl(startIndex=1, maxResults=1)
+    st2, j2 = tdl(startIndex=0, maxResults=2, pageToken=j.get("pageToken"))
+    T.ok(
+        keys(j) == ["b"] and keys(j2) == ["c", "d"],
+        "a pageToken wins over startIndex",
+        (j, j2),
+    )
+    st, j = tdl(startIndex=5)
+    st2, j2 = tdl(startIndex=99)
+    T.ok(
+        st == st2 == 200
+        and "rows" not in j
+        and "rows" not in j2
+        and "pageToken" not in j
+        and j["totalRows"] == "5",
+        "startIndex at or past the end: no rows, no pageToken",
+        (j, j2),
+    )
+    st, j = tdl(maxResults=0)
+    T.ok(st == 200 and "rows" not in j and j["totalRows"] == "5", "maxResults=0: no rows", j)
+    st, j = tdl("tdl_empty")
+    T.ok(
+        st == 200 and set(j) == {"kind", "etag", "totalRows"} and j["totalRows"] == "0",
+        "empty table: totalRows 0, no rows, no pageToken",
+        j,
+    )
+
+    st, j = tdl(selectedFields="n,k")
+    T.ok(
+        st == 200 and [c["v"] for c in j["rows"][0]["f"]] == ["a", "1"],
+        "selectedFields returns those columns, in schema order",
+        j,
+    )
+    st, j = tdl(selectedFields="rec.t, K", maxResults=1)
+    T.ok(
+        st == 200 and j["rows"][0]["f"] == [{"v": "a"}, {"v": {"f": [{"v": "1.6725312E9"}]}}],
+        "selectedFields with a record sub-field keeps only that sub-field (names case-blind)",
+        j,
+    )
+    for name, params in (
+        ("an unknown selectedFields column", {"selectedFields": "nope"}),
+        ("a sub-field of a non-record", {"selectedFields": "k.x"}),
+        ("a bad pageToken", {"pageToken": "garbage"}),
+        ("a negative maxResults", {"maxResults": -1}),
+        ("a non-numeric startIndex", {"startIndex": "x"}),
+        ("a non-boolean useInt64Timestamp", {"formatOptions.useInt64Timestamp": "maybe"}),
+    ):
+        st, j = tdl(**params)
+        T.ok(
+            st == 400 and err_reason(j) == "invalid",
+            "tabledata.list with %s: 400 invalid" % name,
+            j,
+        )
+    st, j = tdl(maxResults=1)
+    st, j = tdl("tdl_empty", pageToken=j["pageToken"])
+    T.ok(st == 400 and err_reason(j) == "invalid", "another table's pageToken: 400 invalid", j)
+    st, j = tdl("absent")
+    T.ok(st == 404 and err_reason(j) == "notFound", "tabledata.list of a missing table: 404", j)
+    st, j = tdl(token="")
+    T.ok(st == 401 and err_reason(j) == "required", "tabledata.list without a token: 401", j)
+    st, j = tdl(token=narrow)
+    T.ok(
+        st == 403 and err_reason(j) == "insufficientPermissions",
+        "tabledata.list with an insertdata-only token: 403",
+        j,
+    )
+
+    # The page also stops at its byte limit, and the pageToken carries on from there.
+    old = f.ctl("GET", "settings")["max_page_bytes"]
+    f.ctl("POST", "settings", {"max_page_bytes": 340})
+    try:
+        pages, token = [], None
+        for _ in range(10):
+            st, j = tdl(selectedFields="k", **({"pageToken": token} if token else {}))
+            pages.append(keys(j))
+            token = j.get("pageToken")
+            if not token:
+                break
+    finally:
+        f.ctl("POST", "settings", {"max_page_bytes": old})
+    T.ok(
+        len(pages) > 1
+        and all(pages)
+        and sum(pages, []) == ["a", "b", "c", "d", "e"],
+        "pages stop at max_page_bytes; paging on collects every row once",
+        pages,
+    )
+    st, j = insert_all(f, "tdl", [{"insertId": "tdl-s1", "json": {"k": "f", "n": 6}}])
+    st, j = tdl(startIndex=5)
+    T.ok(
+        j["totalRows"] == "6" and keys(j) == ["f"],
+        "streamed rows are listed too",
+        j,
+    )
+
+
 def test_load_jobs(f):
     def count():
         return rows_of(f, "sales")["count"]
@@ -1493,22 +1760,25 @@ def test_load_jobs(f):
     st, j = load_job(f, "stbq_sales_1", nd)
     T.ok(
         st == 200
-        and j["status"]["state"] == "RUNNING"
+        and j["status"] == {"state": "PENDING"}
+        and "startTime" not in j["statistics"]
+        and "creationTime" in j["statistics"]
         and j["jobReference"]["jobId"] == "stbq_sales_1"
         and j["jobReference"]["location"] == "EU"
         and j["kind"] == "bigquery#job"
         and count() == n,
-        "load job accepted as RUNNING, rows not yet stored",
+        "load job accepted as PENDING (no startTime), rows not yet stored",
         j,
     )
     st, j = f.bq("GET", "jobs/stbq_sales_1?location=EU", conf="bigquery.jobs.get")
     T.ok(
         st == 200
-        and j["status"]["state"] == "DONE"
-        and "errorResult" not in j["status"]
+        and j["status"] == {"state": "DONE"}
+        and "startTime" in j["statistics"]
         and j["statistics"]["load"]["outputRows"] == "2"
+        and j["statistics"]["load"]["badRecords"] == "0"
         and count() == n + 2,
-        "jobs.get: load job DONE, rows stored, statistics as strings",
+        "jobs.get: load job DONE without errors, rows stored, statistics as strings",
         j,
     )
     st, j = load_job(f, "stbq_sales_1", nd)
@@ -1537,18 +1807,79 @@ def test_load_jobs(f):
         "load job with a bad row: DONE with errorResult invalid, nothing stored",
         j,
     )
+    failed_row_error = j["status"]["errors"][-1]
+    T.ok(
+        failed_row_error["reason"] == "invalid"
+        and "position 20:" in failed_row_error["message"]
+        and failed_row_error["message"].endswith("Field: sold"),
+        "failed load job: errors[] names the bad row by byte position and field",
+        j["status"],
+    )
+    # maxBadRecords: a success, but status.errors still lists every skipped row.
+    row_msg = (
+        "Error while reading data, error message: JSON parsing error in row starting at "
+        "position %d: Cannot convert value to integer (bad value): many Field: sold"
+    )
     st, j = load_job(
         f,
         "stbq_sales_bad2",
-        b'{"uniqueCode":"L5"}\n{"uniqueCode":"L6","sold":"many"}\n',
+        b'{"uniqueCode":"L3"}\n{"uniqueCode":"L4","sold":"many"}\n',
         maxBadRecords=1,
     )
     st, j = f.bq("GET", "jobs/stbq_sales_bad2?location=EU", conf="bigquery.jobs.get")
     T.ok(
-        "errorResult" not in j["status"]
+        j["status"]["state"] == "DONE"
+        and "errorResult" not in j["status"]
+        and j["status"].get("errors")
+        == [{"reason": "invalid", "location": "file-00000000", "message": row_msg % 20}]
         and count() == n + 3
-        and j["statistics"]["load"]["badRecords"] == "1",
-        "maxBadRecords=1 skips one bad row",
+        and j["statistics"]["load"]["badRecords"] == "1"
+        and j["statistics"]["load"]["outputRows"] == "1",
+        "maxBadRecords=1 skips one bad row: DONE, no errorResult, errors[] names the row",
+        j,
+    )
+    T.eq(
+        j["status"]["errors"][0]["message"],
+        failed_row_error["message"],
+        "a skipped row's error reads like the same row's error in a failed job",
+    )
+    st, j = load_job(
+        f,
+        "stbq_sales_bad3",
+        b'{"uniqueCode":"L5","sold":"x"}\n{"uniqueCode":"L6"}\n\n{"uniqueCode":"L7","sold":"y"}\n',
+        maxBadRecords=5,
+    )
+    st, j = f.bq("GET", "jobs/stbq_sales_bad3?location=EU", conf="bigquery.jobs.get")
+    T.ok(
+        "errorResult" not in j["status"]
+        and [e["message"] for e in j["status"].get("errors", [])]
+        == [
+            (row_msg % 0).replace("many", "x"),
+            (row_msg % 52).replace("many", "y"),
+        ]
+        and all(
+            e["reason"] == "invalid" and e["location"] == "file-00000000"
+            for e in j["status"]["errors"]
+        )
+        and count() == n + 4
+        and j["statistics"]["load"]["badRecords"] == "2",
+        "maxBadRecords=5 with two bad rows: both listed in order, with their byte positions",
+        j,
+    )
+    n = count()
+    st, j = load_job(
+        f,
+        "stbq_sales_bad4",
+        b'{"uniqueCode":"L8","sold":"x"}\n{"uniqueCode":"L9","sold":"y"}\n',
+        maxBadRecords=1,
+    )
+    st, j = f.bq("GET", "jobs/stbq_sales_bad4?location=EU", conf="bigquery.jobs.get")
+    T.ok(
+        j["status"].get("errorResult", {}).get("reason") == "invalid"
+        and "errors: 2" in j["status"]["errorResult"]["message"]
+        and len(j["status"]["errors"]) == 3
+        and count() == n,
+        "maxBadRecords=1 with two bad rows: the job fails, nothing stored",
         j,
     )
     n = count()
@@ -1674,18 +2005,44 @@ def test_load_polls():
                 "schema": {"fields": schema_of(SALES_FIELDS)},
             },
         )
-        load_job(g, "j1", b'{"uniqueCode":"Z1"}\n')
-        states = []
-        for _ in range(3):
-            states.append(
-                g.bq("GET", "jobs/j1?location=EU", conf="bigquery.jobs.get")[1]["status"]["state"]
-            )
+        def poll_states(job_id, polls):
+            st, j = load_job(g, job_id, b'{"uniqueCode":"%s"}\n' % job_id.encode())
+            states, counts = [j["status"]["state"]], [rows_of(g, "sales")["count"]]
+            for _ in range(polls):
+                j = g.bq("GET", "jobs/%s?location=EU" % job_id, conf="bigquery.jobs.get")[1]
+                states.append(j["status"]["state"])
+                counts.append(rows_of(g, "sales")["count"])
+            return states, counts
+
+        states, counts = poll_states("j1", 3)
         T.eq(
             states,
-            ["RUNNING", "DONE", "DONE"],
-            "--job-polls-to-done 2: RUNNING, then DONE on the 2nd poll",
+            ["PENDING", "RUNNING", "DONE", "DONE"],
+            "--job-polls-to-done 2: PENDING at insert, RUNNING at the 1st poll, DONE at the 2nd",
         )
-        T.eq(rows_of(g, "sales")["count"], 1, "load rows stored once DONE")
+        T.eq(counts, [0, 0, 1, 1], "load rows stored once DONE, and once only")
+        g.ctl("POST", "settings", {"job_polls_to_done": 3})
+        states, counts = poll_states("j3", 4)
+        T.eq(
+            (states, counts),
+            (["PENDING", "RUNNING", "RUNNING", "DONE", "DONE"], [1, 1, 1, 2, 2]),
+            "job_polls_to_done 3: PENDING, RUNNING, RUNNING, DONE",
+        )
+        g.ctl("POST", "settings", {"job_polls_to_done": 1})
+        states, counts = poll_states("j4", 1)
+        T.eq(
+            (states, counts),
+            (["PENDING", "DONE"], [2, 3]),
+            "job_polls_to_done 1: PENDING at insert, DONE at the 1st poll",
+        )
+        g.ctl("POST", "settings", {"job_polls_to_done": 0})
+        states, counts = poll_states("j0", 1)
+        T.eq(
+            (states, counts),
+            (["DONE", "DONE"], [4, 4]),
+            "job_polls_to_done 0: DONE at insert, rows already stored",
+        )
+        g.ctl("POST", "settings", {"job_polls_to_done": 2})
         st, j = query(g, "SELECT uniqueCode FROM `%s.%s.sales`" % (P, D))
         st2, j2 = gqr(g, j["jobReference"]["jobId"])
         T.ok(
@@ -1826,10 +2183,19 @@ def test_secrets(f, bq_only):
         j,
     )
     st, j = access(token="")
-    T.ok(
-        st == 401 and j["error"]["status"] == "UNAUTHENTICATED",
-        "access without a token: 401 UNAUTHENTICATED",
-        j,
+    T.eq(
+        (st, j),
+        (
+            401,
+            {"error": {"code": 401, "message": NO_CREDENTIAL_MESSAGE, "status": "UNAUTHENTICATED"}},
+        ),
+        "Secret Manager without an Authorization header: 401, missing credential text",
+    )
+    st, j = access(token="ya29.made-up")
+    T.eq(
+        (st, j),
+        (401, {"error": {"code": 401, "message": BAD_TOKEN_MESSAGE, "status": "UNAUTHENTICATED"}}),
+        "Secret Manager with an unknown token: 401, invalid credentials text",
     )
     st, j = access(token=bq_only)
     T.ok(
@@ -1848,6 +2214,7 @@ def test_googleapiclient(f):
         "datasets.get",
         "tables.insert",
         "tabledata.insertAll",
+        "tabledata.list",
         "jobs.query",
         "jobs.getQueryResults",
         "secretmanager access",
@@ -1925,6 +2292,35 @@ def test_googleapiclient(f):
         .execute(),
         lambda r: "insertErrors" not in r and rows_of(f, "gapi")["count"] == 2,
     )
+    attempt(
+        "tabledata.list",
+        lambda: bq.tabledata()
+        .list(
+            projectId=P,
+            datasetId=D,
+            tableId="gapi",
+            maxResults=1,
+            selectedFields="n",
+            formatOptions_useInt64Timestamp=True,
+        )
+        .execute(),
+        lambda r: r["kind"] == "bigquery#tableDataList"
+        and r["totalRows"] == "2"
+        and r["rows"] == [{"f": [{"v": "1"}]}]
+        and "pageToken" in r,
+    )
+    sent = [q for q in f.ctl("GET", "requests")["requests"] if q["path"].endswith("/gapi/data")]
+    T.ok(
+        sent
+        and {k: v for k, v in sent[-1]["query"].items() if k != "alt"}
+        == {
+            "maxResults": ["1"],
+            "selectedFields": ["n"],
+            "formatOptions.useInt64Timestamp": ["true"],
+        },
+        "googleapiclient sends tabledata.list's query parameters under the names the fake reads",
+        sent[-1:],
+    )
     holder = {}
 
     def q():
@@ -1997,6 +2393,7 @@ def test_conformance():
         "bigquery.tables.get",
         "bigquery.tables.insert",
         "bigquery.tabledata.insertAll",
+        "bigquery.tabledata.list",
         "bigquery.jobs.query",
         "bigquery.jobs.getQueryResults",
         "bigquery.jobs.get",
@@ -2042,6 +2439,7 @@ def main():
         timed(test_faults, f)
         timed(test_queries, f)
         timed(test_paging, f)
+        timed(test_tabledata_list, f, narrow)
         timed(test_load_jobs, f)
         timed(test_secrets, f, bq_only)
         timed(test_googleapiclient, f)

@@ -8,17 +8,25 @@ saw on the wire: access tokens, JWT assertions, private keys, refresh tokens, cl
 API keys. TAP on stdout; env TOP_BUILDDIR / TOP_SRCDIR.
 """
 
+import base64
 import errno
 import hashlib
+import importlib.util
 import json
 import os
 import socket
+import urllib.error
 import urllib.parse
+import urllib.request
 
-from harness import (GoogleFake, ProbeRun, ProbeSession, Tap, Workdir, check, header, need_probe,
-                     run_cases)
+from harness import (GoogleFake, ProbeRun, ProbeSession, SkipTest, Tap, Workdir, check, header,
+                     need_probe, run_cases)
 
 PROJECT = "fake-project"
+# The aud of a service-account JWT: Google's token endpoint, whatever token_uri the key file
+# names (google-auth signs the same); token_uri is only where the JWT is POSTed.
+GOOGLE_AUD = "https://oauth2.googleapis.com/token"
+SCOPE = "https://www.googleapis.com/auth/cloud-platform"
 
 
 class Run(ProbeRun):
@@ -78,6 +86,44 @@ def form(req):
     return {k: v[0] for k, v in urllib.parse.parse_qs(req.get("body") or "").items()}
 
 
+def jwt_json(segment):
+    return json.loads(base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4)))
+
+
+def jwt_parts(assertion):
+    """(header, claims) of a JWT; the signature is left alone."""
+    h, c, _ = assertion.split(".")
+    return jwt_json(h), jwt_json(c)
+
+
+def sign_jwt(key, header, claims):
+    """An RS256 JWT signed with the key file's private key, as a test-made stand-in."""
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import padding
+
+    def b64(obj):
+        raw = json.dumps(obj, separators=(",", ":")).encode()
+        return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+    pk = serialization.load_pem_private_key(key["private_key"].encode(), None)
+    signing_input = b64(header) + "." + b64(claims)
+    sig = pk.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
+    return signing_input + "." + base64.urlsafe_b64encode(sig).rstrip(b"=").decode()
+
+
+def post_assertion(url, assertion):
+    """POST a jwt-bearer grant to url: (status, JSON reply)."""
+    data = urllib.parse.urlencode({"grant_type": "urn:ietf:params:oauth:grant-type:jwt-bearer",
+                                   "assertion": assertion}).encode()
+    req = urllib.request.Request(url, data=data, method="POST",
+                                 headers={"Content-Type": "application/x-www-form-urlencoded"})
+    try:
+        with urllib.request.urlopen(req, timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read())
+
+
 def closed_port():
     s = socket.socket()
     s.bind(("127.0.0.1", 0))
@@ -105,6 +151,36 @@ def test_service_account_key_file_gets_a_cached_token(ctx):
     check(header(posts[0], "Content-Type").startswith("application/x-www-form-urlencoded"),
           "form content type")
     check(posts[0]["status"] == 200, "fake accepted the JWT: %r" % posts[0])
+    # Posted to token_uri (the fake), but signed for Google's token endpoint.
+    check(key["token_uri"] == ctx.fake.url + "/token" and posts[0]["path"] == "/token",
+          "posted to the key file's token_uri")
+    head, claims = jwt_parts(f["assertion"])
+    check(head == {"alg": "RS256", "typ": "JWT", "kid": key["private_key_id"]},
+          "JWT header: %r" % head)
+    check(claims.get("aud") == GOOGLE_AUD,
+          "aud is %s, not token_uri: %r" % (GOOGLE_AUD, claims.get("aud")))
+    check(claims.get("iss") == key["client_email"] and claims.get("scope") == SCOPE
+          and claims.get("exp", 0) - claims.get("iat", 0) == 3600 and "sub" not in claims,
+          "JWT claims: %r" % sorted(claims))
+
+
+def test_fake_refuses_a_jwt_signed_for_token_uri(ctx):
+    """The daemon's own claims, signed again by the test: accepted as they are, refused with
+    aud = token_uri. So the fake would catch a daemon that signed its token_uri."""
+    if importlib.util.find_spec("cryptography") is None:
+        raise SkipTest("python3-cryptography is not installed")
+    path, key = key_file(ctx, "service_accounts", "sa-aud.json")
+    r = probe(ctx, "--credentials", path)
+    check(r.rc == 0 and r.events("token")[0]["rc"] == 0, "the daemon got a token", r)
+    head, claims = jwt_parts(form(token_posts(ctx.fake)[0])["assertion"])
+    st, j = post_assertion(key["token_uri"], sign_jwt(key, head, claims))
+    check(st == 200 and j.get("access_token"), "the daemon's claims re-signed: accepted %r"
+          % ((st, sorted(j)),))
+    st, j = post_assertion(key["token_uri"],
+                           sign_jwt(key, head, dict(claims, aud=key["token_uri"])))
+    check(st == 400 and j.get("error") == "invalid_grant"
+          and "Failed audience check" in j.get("error_description", ""),
+          "aud = token_uri: refused with invalid_grant, audience: %r" % ((st, j),))
 
 
 def test_authorized_user_file_exchanges_its_refresh_token(ctx):

@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -21,8 +22,11 @@
 #include "tap.h"
 #include "util.h"
 
-#define TOKEN_URI "http://127.0.0.1:9/token"
-#define EMAIL     "sa-test@proj.iam.gserviceaccount.com"
+#define TOKEN_URI  "http://127.0.0.1:9/token"
+#define EMAIL      "sa-test@proj.iam.gserviceaccount.com"
+/* What Google's token endpoint (and google-auth) want as the JWT's aud, whatever token_uri is.
+ * Spelled out rather than GAUTH_JWT_AUDIENCE, so that the test pins the value. */
+#define GOOGLE_AUD "https://oauth2.googleapis.com/token"
 
 static char tmpdir[] = "/tmp/stbq-gauth-XXXXXX";
 
@@ -50,8 +54,10 @@ static json_t *segment_json(const char *seg, size_t len)
 	return j;
 }
 
-/* Split a JWT, check its JSON, verify its signature with pkey's public half. */
-static void check_jwt(const struct secbuf *jwt, EVP_PKEY *pkey, int64_t now, size_t sig_bytes)
+/* Split a JWT, check its JSON, verify its signature with pkey's public half. `aud` is the
+ * audience it must name; `now` its iat (negative: any). */
+static void check_jwt(const struct secbuf *jwt, EVP_PKEY *pkey, int64_t now, size_t sig_bytes,
+                      const char *aud)
 {
 	const char *s = (const char *)secbuf_expose(jwt);
 	const char *dot1 = strchr(s, '.');
@@ -71,8 +77,9 @@ static void check_jwt(const struct secbuf *jwt, EVP_PKEY *pkey, int64_t now, siz
 	CHECK_STR(json_string_value(json_object_get(c, "iss")), EMAIL);
 	CHECK_STR(json_string_value(json_object_get(c, "scope")),
 	          "https://www.googleapis.com/auth/cloud-platform");
-	CHECK_STR(json_string_value(json_object_get(c, "aud")), TOKEN_URI);
-	CHECK_INT(json_integer_value(json_object_get(c, "iat")), now);
+	CHECK_STR(json_string_value(json_object_get(c, "aud")), aud);
+	if (now >= 0)
+		CHECK_INT(json_integer_value(json_object_get(c, "iat")), now);
 	CHECK_INT(json_integer_value(json_object_get(c, "exp")) -
 	                  json_integer_value(json_object_get(c, "iat")),
 	          3600);
@@ -105,11 +112,13 @@ static void test_jwt_is_rs256_signed_and_verifies_with_the_public_key(void)
 	struct secbuf *pem = pem_of(pkey), *jwt = NULL;
 	char err[200] = "";
 	int64_t now = 1767225600;
-	CHECK_INT(gauth_jwt_build(EMAIL, "kid-123", TOKEN_URI, pem, now, &jwt, err, sizeof(err)),
+	CHECK_STR(GAUTH_JWT_AUDIENCE, GOOGLE_AUD);
+	CHECK_INT(gauth_jwt_build(EMAIL, "kid-123", GAUTH_JWT_AUDIENCE, pem, now, &jwt, err,
+	                          sizeof(err)),
 	          0);
 	CHECK(jwt != NULL);
 	if (jwt)
-		check_jwt(jwt, pkey, now, 256);
+		check_jwt(jwt, pkey, now, 256, GOOGLE_AUD);
 	secbuf_free(jwt);
 	secbuf_free(pem);
 	EVP_PKEY_free(pkey);
@@ -120,12 +129,14 @@ static void test_jwt_signature_is_sized_from_a_larger_key(void)
 	EVP_PKEY *pkey = EVP_RSA_gen(3072);
 	struct secbuf *pem = pem_of(pkey), *jwt = NULL, *jwt2 = NULL;
 	char err[200] = "";
-	CHECK_INT(gauth_jwt_build(EMAIL, "kid-123", TOKEN_URI, pem, 1000, &jwt, err, sizeof(err)),
+	CHECK_INT(gauth_jwt_build(EMAIL, "kid-123", GAUTH_JWT_AUDIENCE, pem, 1000, &jwt, err,
+	                          sizeof(err)),
 	          0);
 	if (jwt)
-		check_jwt(jwt, pkey, 1000, 384);
+		check_jwt(jwt, pkey, 1000, 384, GOOGLE_AUD);
 	/* Every refresh gets a new JWT with the time of that refresh. */
-	CHECK_INT(gauth_jwt_build(EMAIL, "kid-123", TOKEN_URI, pem, 2000, &jwt2, err, sizeof(err)),
+	CHECK_INT(gauth_jwt_build(EMAIL, "kid-123", GAUTH_JWT_AUDIENCE, pem, 2000, &jwt2, err,
+	                          sizeof(err)),
 	          0);
 	CHECK(jwt && jwt2 && !secbuf_equal(jwt, jwt2));
 	secbuf_free(jwt);
@@ -475,6 +486,168 @@ static void test_metadata_host_from_environment_wins(void)
 	gauth_free(g);
 }
 
+/* ---- the token request of a service-account key ---- */
+
+/* A one-shot token endpoint on a loopback port: a child process accepts one connection, hands
+ * the request it read back through a pipe and answers with a token. */
+struct one_shot {
+	pid_t pid;
+	int port;
+	int pipe_rd;
+};
+
+#define ONE_SHOT_TOKEN "ya29.one-shot-unit-test"
+
+static void one_shot_serve(int lfd, int out)
+{
+	static char req[65536];
+	size_t n = 0;
+	alarm(30);
+	int c = accept(lfd, NULL, NULL);
+	while (c >= 0 && n < sizeof(req) - 1) {
+		ssize_t k = read(c, req + n, sizeof(req) - 1 - n);
+		if (k <= 0)
+			break;
+		n += (size_t)k;
+		req[n] = '\0';
+		const char *end = strstr(req, "\r\n\r\n");
+		const char *cl = strcasestr(req, "\r\nContent-Length:");
+		if (end && n >= (size_t)(end + 4 - req) + (cl ? strtoul(cl + 17, NULL, 10) : 0))
+			break;
+	}
+	if (write(out, req, n) < 0)
+		_exit(1);
+	close(out);
+	static const char body[] =
+	        "{\"access_token\":\"" ONE_SHOT_TOKEN "\",\"expires_in\":3599,\"token_type\":\"Bearer\"}";
+	char reply[512];
+	int m = snprintf(reply, sizeof(reply),
+	                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+	                 "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
+	                 strlen(body), body);
+	if (c < 0 || write(c, reply, (size_t)m) < 0)
+		_exit(1);
+	close(c);
+	_exit(0);
+}
+
+static bool one_shot_start(struct one_shot *s)
+{
+	struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	socklen_t alen = sizeof(a);
+	int p[2] = {-1, -1};
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	if (lfd < 0 || bind(lfd, (struct sockaddr *)&a, sizeof(a)) < 0 || listen(lfd, 4) < 0 ||
+	    getsockname(lfd, (struct sockaddr *)&a, &alen) < 0 || pipe(p) < 0) {
+		if (lfd >= 0)
+			close(lfd);
+		return false;
+	}
+	fflush(stdout);
+	s->pid = fork();
+	if (s->pid == 0) {
+		close(p[0]);
+		one_shot_serve(lfd, p[1]);
+	}
+	close(lfd);
+	close(p[1]);
+	if (s->pid < 0) {
+		close(p[0]);
+		return false;
+	}
+	s->port = ntohs(a.sin_port);
+	s->pipe_rd = p[0];
+	return true;
+}
+
+/* The request the child saw (malloc'ed, NUL-terminated); reaps the child. */
+static char *one_shot_finish(struct one_shot *s)
+{
+	struct buf got = {0};
+	char chunk[4096];
+	ssize_t k;
+	while ((k = read(s->pipe_rd, chunk, sizeof(chunk))) > 0)
+		buf_append(&got, chunk, (size_t)k);
+	close(s->pipe_rd);
+	int status = 0;
+	if (waitpid(s->pid, &status, 0) != s->pid || !WIFEXITED(status) ||
+	    WEXITSTATUS(status) != 0)
+		printf("# one-shot token endpoint: wait status %d\n", status);
+	if (!got.data)
+		buf_puts(&got, "");
+	return got.data;
+}
+
+static void test_service_account_jwt_names_google_and_goes_to_token_uri(void)
+{
+	struct one_shot srv;
+	if (!one_shot_start(&srv)) {
+		CHECK(!"one-shot token endpoint started");
+		return;
+	}
+	/* token_uri points at the one-shot server, on a path of its own. */
+	char uri[80];
+	snprintf(uri, sizeof(uri), "http://127.0.0.1:%d/custom/token", srv.port);
+	char *text = sa_json(NULL, pem_text(), "service_account");
+	json_t *o = json_loads(text, 0, NULL);
+	free(text);
+	json_object_set_new(o, "token_uri", json_string(uri));
+	char *key = json_dumps(o, 0);
+	json_decref(o);
+	char *path = write_file("sa-aud.json", key);
+	free(key);
+
+	char err[300] = "";
+	struct http_options ho = {.timeout_s = 10};
+	struct http_client *http = http_client_new(&ho);
+	struct http_policy pol = {.max_attempts = 1};
+	struct gauth_options go = {.credentials = path, .http = http, .policy = &pol};
+	struct gauth *g = gauth_new(&go, err, sizeof(err));
+	CHECK(g != NULL);
+	const struct secbuf *tok = NULL;
+	int64_t before = util_wall_s();
+	int r = g ? gauth_token(g, &tok) : -EINVAL;
+	CHECK_INT(r, 0);
+	CHECK(r == 0 && secbuf_len(tok) == strlen(ONE_SHOT_TOKEN) &&
+	      memcmp(secbuf_expose(tok), ONE_SHOT_TOKEN, secbuf_len(tok)) == 0);
+	gauth_free(g);
+	http_client_free(http);
+	char *req = one_shot_finish(&srv);
+
+	/* Sent to token_uri... */
+	CHECK(util_str_has_prefix(req, "POST /custom/token HTTP/1.1\r\n"));
+	const char *body = strstr(req, "\r\n\r\n");
+	body = body ? body + 4 : "";
+	CHECK(strstr(body, "grant_type=urn%3Aietf%3Aparams%3Aoauth%3Agrant-type%3Ajwt-bearer") !=
+	      NULL);
+	/* ...but signed for Google's token endpoint, not for token_uri. */
+	const char *a = strstr(body, "assertion=");
+	size_t alen = a ? strcspn(a + 10, "&") : 0;
+	CHECK(a != NULL && alen > 0);
+	if (a && alen > 0) {
+		struct secbuf *jwt = secbuf_new(a + 10, alen);
+		BIO *bio = BIO_new_mem_buf(pem_text(), -1);
+		EVP_PKEY *pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL);
+		BIO_free(bio);
+		CHECK(pkey != NULL);
+		if (pkey && jwt) {
+			check_jwt(jwt, pkey, -1, 256, GOOGLE_AUD);
+			/* iat is this machine's clock at the request. */
+			const char *d1 = strchr(a + 10, '.');
+			json_t *c = d1 ? segment_json(d1 + 1, strcspn(d1 + 1, ".")) : NULL;
+			int64_t iat = json_integer_value(json_object_get(c, "iat"));
+			CHECK(iat >= before && iat <= util_wall_s());
+			const char *aud = json_string_value(json_object_get(c, "aud"));
+			CHECK(aud && strcmp(aud, uri) != 0);
+			json_decref(c);
+		}
+		EVP_PKEY_free(pkey);
+		secbuf_free(jwt);
+	}
+	free(req);
+	free(path);
+}
+
 /* ---- gapi: error bodies ---- */
 
 static struct http_response response(long status, const char *body, const char *headers)
@@ -632,6 +805,7 @@ int main(void)
 	RUN(test_unreadable_or_invalid_key_files_are_refused);
 	RUN(test_adc_order_env_then_gcloud_file_then_metadata);
 	RUN(test_metadata_host_from_environment_wins);
+	RUN(test_service_account_jwt_names_google_and_goes_to_token_uri);
 	RUN(test_error_reason_from_bigquery_rpc_and_oauth_bodies);
 	RUN(test_error_message_is_scrubbed_and_truncated);
 	RUN(test_gapi_call_sends_nothing_without_a_token);

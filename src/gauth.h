@@ -17,8 +17,8 @@
 #include "http.h"
 #include "secbuf.h"
 
-#define GAUTH_SCOPE              "https://www.googleapis.com/auth/cloud-platform"
-#define GAUTH_DEFAULT_TOKEN_URI  "https://oauth2.googleapis.com/token"
+#define GAUTH_SCOPE             "https://www.googleapis.com/auth/cloud-platform"
+#define GAUTH_DEFAULT_TOKEN_URI "https://oauth2.googleapis.com/token"
 /* The `aud` of every service-account JWT, whatever token_uri the key file names: Google's
  * token endpoint checks the audience against its own name, and Google's client libraries
  * (google-auth's service_account.Credentials._make_authorization_grant_assertion) sign this

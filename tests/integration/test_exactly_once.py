@@ -266,6 +266,99 @@ def test_streaming_rows_are_looked_up_after_the_dedup_window():
         assert "in table sales already" in err, err[-3000:]
 
 
+def test_load_jobs_interrupted_mid_drain_are_followed_not_duplicated():
+    """Case 1: a drain bigger than one job becomes jobs A and B; A finishes, the
+    daemon stops while B still runs. The next run must follow B, not load B's
+    rows again in a differently cut job."""
+    import re
+    import urllib.request
+    with Workdir("loadplan") as w:
+        g, s, cfg = setup(w, "--sales", "9000", "--events", "12",
+                          google_args=("--job-polls-to-done", "2"),
+                          **{"bigquery.insert_method": '"load"', "seetickets.page_size": "1000"})
+        once_ok(w, cfg, "--feed", "events")
+        g.call("DELETE", "/_fake/requests")
+        d = Daemon(w.path, cfg, "--once", "--feed", "sales", notify=False)
+        uploads = lambda: [r for r in g.requests() if r["path"].startswith("/upload/")]
+        wait_for(lambda: len(uploads()) >= 2 or d.proc.poll() is not None, 120, "job B")
+        d.signal(signal.SIGTERM)
+        rc = d.wait(30)
+        assert rc == 75, (rc, d.stderr()[-2000:])
+        d.err.close()
+        d.out.close()
+        once_ok(w, cfg)
+        # Let every job ever submitted finish, as BigQuery would on its own.
+        token = g.post("/_fake/tokens", {"issue": True})["access_token"]
+        ids = set()
+        for r in g.requests():
+            if r["path"].startswith("/upload/"):
+                ids |= set(re.findall(r'"jobId":\s*"([^"]+)"', r["body"] or ""))
+        assert len(ids) >= 3, ids
+        for jid in ids:
+            for _ in range(5):
+                req = urllib.request.Request(
+                    f"{g.url}/bigquery/v2/projects/{PROJECT}/jobs/{jid}?location=EU",
+                    headers={"Authorization": "Bearer " + token})
+                with urllib.request.urlopen(req, timeout=30) as resp:
+                    if json.loads(resp.read())["status"]["state"] == "DONE":
+                        break
+        check_exactly_once(g, s, "sales")
+
+
+def test_a_failing_chunk_of_codes_does_not_stop_the_others():
+    """Case 3: the first chunk's page stays malformed through its retries; the
+    chunks after it are still asked, and the run says it is incomplete."""
+    with Workdir("chunks") as w:
+        g, s, cfg = setup(w, **{"sales.codes_per_request": "3"})
+        once_ok(w, cfg, "--feed", "events")
+        s.fault({"malformed": True}, path="/v1/reports/sales", times=3)
+        rc, out, err = run_once(w.path, cfg, "--once")
+        assert rc == 69, (rc, err[-2000:])
+        assert "the other codes go on" in err, err[-2000:]
+        want, _ = expected_rows(s, "sales")
+        got = {r["uniqueCode"] for r in g.rows("sales")}
+        assert got and got < set(want), (len(got), len(want))
+        once_ok(w, cfg)
+        check_exactly_once(g, s, "sales")
+
+
+def test_a_reload_that_changes_the_insert_method_waits_for_the_spool():
+    """Case 1: rows with an unknown outcome finish the way they were sent."""
+    with Workdir("reloadmethod") as w:
+        g, s, cfg = setup(w)
+        once_ok(w, cfg, "--feed", "events")
+        g.fault({"status": 403, "body": {"error": {"code": 403, "message": "denied", "errors": [
+            {"reason": "accessDenied", "message": "denied"}]}}}, path="sales/insertAll", times=0)
+        d = w.add(Daemon(w.path, cfg))
+        wait_for(lambda: [f for f in spool_files(w) if f.startswith("sales-")], 30, "spooled sales")
+        write_config(w.path, g, s, **{"bigquery.insert_method": '"load"'})
+        d.signal(signal.SIGHUP)
+        wait_for(lambda: "insert_method cannot change while rows are spooled" in d.stderr(), 20,
+                 "the reload to be refused")
+        g.clear_faults()
+        wait_for(lambda: not [f for f in spool_files(w) if f.startswith("sales-")], 30,
+                 "the spool to drain")
+        assert not [r for r in g.requests() if r["path"].startswith("/upload/")]
+        d.stop()
+        check_exactly_once(g, s, "sales")
+
+
+def test_no_event_code_to_ask_for_is_said():
+    """Issue 14: a sales poll with nothing to ask says why, in the log and STATUS."""
+    with Workdir("nocodes") as w:
+        g, s, cfg = setup(w, **{"sales.event_lookback_days": "1"})
+        now = time.time()
+        for e in s.truth("events"):
+            s.post("/_fake/update", {"feed": "events", "key": str(e["id"]),
+                                     "set": {"starts": iso(now - 10 * 86400)}})
+        rc, out, err = run_once(w.path, cfg, "--once")
+        assert rc == 0, (rc, err[-2000:])
+        assert "warning: sales: no event code to ask for: all" in err, err[-2000:]
+        d = w.add(Daemon(w.path, cfg))
+        d.wait_notify("STATUS=sales: fetched 0, new 0, inserted 0, rejected 0 (no event code", 30)
+        d.stop()
+
+
 if __name__ == "__main__":
     tap = Tap()
     for t in (test_a_row_jansson_cannot_load_costs_only_itself,
@@ -278,6 +371,10 @@ if __name__ == "__main__":
               test_a_row_bigquery_rejected_takes_its_corrected_version_without_a_restart,
               test_timestamp_starts_columns_are_read,
               test_a_restart_does_not_send_rows_bigquery_rejected,
-              test_streaming_rows_are_looked_up_after_the_dedup_window):
+              test_streaming_rows_are_looked_up_after_the_dedup_window,
+              test_load_jobs_interrupted_mid_drain_are_followed_not_duplicated,
+              test_a_failing_chunk_of_codes_does_not_stop_the_others,
+              test_a_reload_that_changes_the_insert_method_waits_for_the_spool,
+              test_no_event_code_to_ask_for_is_said):
         tap.run(t)
     tap.done()

@@ -34,6 +34,12 @@ def spool_files(w):
         return []
 
 
+def deny_sales_inserts(g):
+    """Every sales insertAll refused at once (no retries): rows stay spooled."""
+    g.fault({"status": 403, "body": {"error": {"code": 403, "message": "denied", "errors": [
+        {"reason": "accessDenied", "message": "denied"}]}}}, path="sales/insertAll", times=0)
+
+
 def iso(ts):
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -234,8 +240,7 @@ def test_a_restart_does_not_send_rows_bigquery_rejected():
         once_ok(w, cfg, "--feed", "events")
         g.fault({"insert_errors": [{"index": 0, "reason": "invalid", "message": "bad value"}]},
                 path="sales/insertAll", times=1)
-        g.fault({"status": 403, "body": {"error": {"code": 403, "message": "denied", "errors": [
-            {"reason": "accessDenied", "message": "denied"}]}}}, path="sales/insertAll", times=0)
+        deny_sales_inserts(g)
         rc, out, err = run_once(w.path, cfg, "--once")
         assert rc == 75, (rc, err[-2000:])
         key = dead_letters(w, "sales")[0]["row"]["uniqueCode"]
@@ -251,8 +256,7 @@ def test_streaming_rows_are_looked_up_after_the_dedup_window():
         g, s, cfg = setup(w, google_args=("--dedup-window", "2"))
         once_ok(w, cfg, "--feed", "events")
         g.fault({"lost_ack": True}, path="sales/insertAll", times=1)
-        g.fault({"status": 403, "body": {"error": {"code": 403, "message": "denied", "errors": [
-            {"reason": "accessDenied", "message": "denied"}]}}}, path="sales/insertAll", times=0)
+        deny_sales_inserts(g)
         d = w.add(Daemon(w.path, cfg, env={"STBQ_DEDUP_TRUST_MS": "3000"}))
         wait_for(lambda: len(d.notified("STATUS=sales: fetched")) >= 2, 30, "two sales polls")
         time.sleep(3.5)
@@ -327,8 +331,7 @@ def test_a_reload_that_changes_the_insert_method_waits_for_the_spool():
     with Workdir("reloadmethod") as w:
         g, s, cfg = setup(w)
         once_ok(w, cfg, "--feed", "events")
-        g.fault({"status": 403, "body": {"error": {"code": 403, "message": "denied", "errors": [
-            {"reason": "accessDenied", "message": "denied"}]}}}, path="sales/insertAll", times=0)
+        deny_sales_inserts(g)
         d = w.add(Daemon(w.path, cfg))
         wait_for(lambda: [f for f in spool_files(w) if f.startswith("sales-")], 30, "spooled sales")
         write_config(w.path, g, s, **{"bigquery.insert_method": '"load"'})

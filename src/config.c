@@ -489,38 +489,10 @@ static const char *check_credentials(struct loader *ld, const char *v)
 	return "must be \"auto\", \"metadata\" or an absolute path";
 }
 
-static bool valid_port(const char *p)
-{
-	char *end;
-	if (!*p || *p < '0' || *p > '9' || strlen(p) > 5)
-		return false;
-	long v = strtol(p, &end, 10);
-	return !*end && v >= 1 && v <= 65535;
-}
-
 static const char *check_metadata_host(struct loader *ld, const char *v)
 {
-	static const char problem[] = "must be HOST or HOST:PORT (no scheme, no '/')";
-	const char *port = NULL;
-	if (v[0] == '[') {
-		const char *close = strchr(v, ']');
-		if (!close || close == v + 1 ||
-		    !all_chars(v + 1, (size_t)(close - v - 1), ":.", true))
-			return problem;
-		if (close[1] == ':')
-			port = close + 2;
-		else if (close[1])
-			return problem;
-	} else {
-		size_t host_len = strcspn(v, ":");
-		if (host_len == 0 || !all_chars(v, host_len, ".-_", true))
-			return problem;
-		if (v[host_len] == ':')
-			port = v + host_len + 1;
-	}
-	if (port && !valid_port(port))
-		return problem;
-	return NULL;
+	(void)ld;
+	return url_is_host_port(v) ? NULL : "must be HOST or HOST:PORT (no scheme, no '/')";
 }
 
 static const char *check_ca_file(struct loader *ld, const char *v)

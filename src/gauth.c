@@ -491,7 +491,8 @@ out:
 	return r;
 }
 
-static int setup_metadata(struct gauth *g, const struct gauth_options *o, bool fallback)
+static int setup_metadata(struct gauth *g, const struct gauth_options *o, bool fallback, char *err,
+                          size_t len)
 {
 	const char *env = getenv("GCE_METADATA_HOST");
 	const char *host = env && *env                             ? env
@@ -503,6 +504,14 @@ static int setup_metadata(struct gauth *g, const struct gauth_options *o, bool f
 	g->metadata_host = strndup(host, strcspn(host, "/"));
 	if (!g->metadata_host)
 		return -ENOMEM;
+	/* The token travels in clear to this host: hold the environment to the
+	 * rules of the configuration's metadata_host. */
+	const char *rest = host + strcspn(host, "/");
+	if (!url_is_host_port(g->metadata_host) || (rest[0] && rest[1])) {
+		snprintf(err, len, "%s: must be HOST or HOST:PORT (no path, user or query)",
+		         env && *env ? "GCE_METADATA_HOST" : "metadata_host");
+		return -EINVAL;
+	}
 	g->kind = GAUTH_METADATA;
 	g->adc_fallback = fallback;
 	if (asprintf(&g->metadata_url, "http://%s%s", g->metadata_host, GAUTH_METADATA_PATH) < 0) {
@@ -548,7 +557,7 @@ struct gauth *gauth_new(const struct gauth_options *o, char *err, size_t len)
 	g->policy = o->policy;
 
 	if (strcmp(cred, "metadata") == 0) {
-		r = setup_metadata(g, o, false);
+		r = setup_metadata(g, o, false, err, len);
 	} else if (strcmp(cred, "auto") != 0) {
 		r = load_key_file(g, cred, "", err, len);
 	} else {
@@ -562,7 +571,7 @@ struct gauth *gauth_new(const struct gauth_options *o, char *err, size_t len)
 		} else if ((well_known = adc_well_known_path()) && access(well_known, F_OK) == 0) {
 			r = load_key_file(g, well_known, "", err, len);
 		} else {
-			r = setup_metadata(g, o, true);
+			r = setup_metadata(g, o, true, err, len);
 		}
 		free(well_known);
 	}
@@ -719,6 +728,7 @@ static int request_metadata(struct gauth *g, struct http_response *resp)
 	        .timeout_s = GAUTH_METADATA_TIMEOUT_S,
 	        /* The metadata server speaks only plain http, on the VM itself. */
 	        .plain_http = true,
+	        .no_proxy = true,
 	};
 	return http_send(g->http, &req, resp, g->policy, token_reason);
 }

@@ -37,6 +37,7 @@ struct http_client {
 	CURL *easy; /* reused so its connection cache survives between requests */
 	char *ca_file;
 	char *user_agent;
+	char *no_proxy; /* the operator's no_proxy plus loopback */
 	long timeout_s;
 	size_t max_response_bytes;
 	int (*cancelled)(void *userdata);
@@ -92,6 +93,15 @@ struct http_client *http_client_new(const struct http_options *o)
 		c->cancelled = o->cancelled;
 		c->cancel_userdata = o->cancel_userdata;
 	}
+	/* CURLOPT_NOPROXY replaces the environment's list, so the two are joined. */
+	const char *env = getenv("no_proxy");
+	if (!env || !*env)
+		env = getenv("NO_PROXY");
+	if (env && *env ? asprintf(&c->no_proxy, "%s,%s", env, HTTP_LOOPBACK_HOSTS) < 0
+	                : !(c->no_proxy = strdup(HTTP_LOOPBACK_HOSTS))) {
+		c->no_proxy = NULL;
+		goto fail;
+	}
 	c->easy = curl_easy_init();
 	if (!c->easy)
 		goto fail;
@@ -109,6 +119,7 @@ void http_client_free(struct http_client *c)
 		curl_easy_cleanup(c->easy);
 	free(c->ca_file);
 	free(c->user_agent);
+	free(c->no_proxy);
 	free(c);
 }
 
@@ -639,8 +650,11 @@ int http_perform(struct http_client *c, const struct http_request *req, struct h
 		SETOPT(CURLOPT_CAINFO, c->ca_file);
 		SETOPT(CURLOPT_CAPATH, HTTP_SYSTEM_CAPATH);
 	}
-	/* A proxy from the environment may serve the Google APIs, never loopback. */
-	SETOPT(CURLOPT_NOPROXY, "localhost,127.0.0.0/8,::1");
+	/* A proxy from the environment may serve the Google APIs, never
+	 * loopback; the operator's no_proxy keeps its meaning. */
+	SETOPT(CURLOPT_NOPROXY, c->no_proxy);
+	if (req->no_proxy)
+		SETOPT(CURLOPT_PROXY, "");
 	SETOPT(CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L);
 	SETOPT(CURLOPT_CONNECTTIMEOUT, (long)HTTP_CONNECT_TIMEOUT_S);
 	SETOPT(CURLOPT_TIMEOUT, req->timeout_s > 0 ? req->timeout_s : c->timeout_s);

@@ -18,11 +18,12 @@
 #include "util.h"
 
 #define HTTP_CONNECT_TIMEOUT_S  10
-#define HTTP_LOW_SPEED_BYTES    1      /* abort if slower than this ...     */
-#define HTTP_LOW_SPEED_TIME_S   30     /* ... for this long                 */
-#define HTTP_BACKOFF_BASE_MS    1000   /* first retry waits about 1 s       */
-#define HTTP_BACKOFF_CAP_MS     59000  /* each wait capped below 60 s       */
-#define HTTP_BACKOFF_JITTER_MS  1000   /* plus 0..1 s of jitter             */
+#define HTTP_LOW_SPEED_BYTES    1                           /* abort if slower than this ...     */
+#define HTTP_LOW_SPEED_TIME_S   30                          /* ... for this long                 */
+#define HTTP_LOOPBACK_HOSTS     "localhost,127.0.0.0/8,::1" /* never proxied */
+#define HTTP_BACKOFF_BASE_MS    1000                        /* first retry waits about 1 s       */
+#define HTTP_BACKOFF_CAP_MS     59000                       /* each wait capped below 60 s       */
+#define HTTP_BACKOFF_JITTER_MS  1000                        /* plus 0..1 s of jitter             */
 #define HTTP_RETRY_AFTER_MAX_MS 600000 /* a Retry-After over 10 min is clamped */
 #define HTTP_MAX_ERROR_BODY_LOG 200    /* bytes of an error body worth logging */
 
@@ -53,6 +54,9 @@ struct http_request {
 	 * (metadata.google.internal, 169.254.169.254), which speaks nothing
 	 * else and never leaves the VM; never set it for a configured URL. */
 	bool plain_http;
+	/* Never through a proxy: the metadata server's token would travel in
+	 * clear through it (and a proxy could forge one). */
+	bool no_proxy;
 };
 
 struct http_response {

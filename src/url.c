@@ -141,6 +141,50 @@ bool url_host_is_loopback(const char *host)
 	return false;
 }
 
+static bool host_chars(const char *s, size_t len, const char *extra)
+{
+	for (size_t i = 0; i < len; i++) {
+		char ch = s[i];
+		if ((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		    (ch >= '0' && ch <= '9') || (ch && strchr(extra, ch)))
+			continue;
+		return false;
+	}
+	return true;
+}
+
+static bool port_ok(const char *p)
+{
+	char *end;
+	if (!*p || *p < '0' || *p > '9' || strlen(p) > 5)
+		return false;
+	long v = strtol(p, &end, 10);
+	return !*end && v >= 1 && v <= 65535;
+}
+
+bool url_is_host_port(const char *v)
+{
+	const char *port = NULL;
+	if (!v)
+		return false;
+	if (v[0] == '[') {
+		const char *close = strchr(v, ']');
+		if (!close || close == v + 1 || !host_chars(v + 1, (size_t)(close - v - 1), ":."))
+			return false;
+		if (close[1] == ':')
+			port = close + 2;
+		else if (close[1])
+			return false;
+	} else {
+		size_t host_len = strcspn(v, ":");
+		if (host_len == 0 || !host_chars(v, host_len, ".-_"))
+			return false;
+		if (v[host_len] == ':')
+			port = v + host_len + 1;
+	}
+	return !port || port_ok(port);
+}
+
 bool url_allowed(const char *url)
 {
 	struct url_parts p;

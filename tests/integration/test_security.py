@@ -1,0 +1,88 @@
+#!/usr/bin/python3
+"""Hardening against hostile surroundings: proxies, environment, input that
+tries to reach the log. Real daemon, fakes, public interface only."""
+import os
+import socket
+import threading
+
+from harness import Tap, Workdir, run_once
+from test_pipeline import setup
+
+
+class RecordingProxy:
+    """Accepts connections on loopback, records each request line, answers 502."""
+
+    def __init__(self):
+        self.lines = []
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(16)
+        self.port = self.sock.getsockname()[1]
+        self.t = threading.Thread(target=self._serve, daemon=True)
+        self.t.start()
+
+    def _serve(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            with c:
+                c.settimeout(5)
+                try:
+                    data = c.recv(65536)
+                    self.lines.append(data.split(b"\r\n", 1)[0].decode(errors="replace"))
+                    c.sendall(b"HTTP/1.1 502 Bad Gateway\r\nContent-Length: 0\r\n"
+                              b"Connection: close\r\n\r\n")
+                except OSError:
+                    pass
+
+    def stop(self):
+        self.sock.close()
+
+
+def test_the_metadata_token_never_goes_through_a_proxy():
+    with Workdir("metaproxy") as w:
+        g, s, cfg = setup(w, **{"google.credentials": '"metadata"',
+                                "google.metadata_host": '"metadata.invalid"'})
+        proxy = w.add(RecordingProxy())
+        url = f"http://127.0.0.1:{proxy.port}"
+        env = {"http_proxy": url, "HTTP_PROXY": url, "https_proxy": url}
+        rc, out, err = run_once(w.path, cfg, "--once", env=env, timeout=120)
+        assert rc != 0, "metadata.invalid cannot be reached"
+        assert not [l for l in proxy.lines if "metadata" in l], proxy.lines
+
+
+def test_the_operators_no_proxy_is_kept():
+    """A host in no_proxy is reached directly, not through the proxy."""
+    with Workdir("noproxy") as w:
+        g, s, cfg = setup(w, **{"seetickets.base_url": '"https://stbq-direct.invalid/v1"'})
+        proxy = w.add(RecordingProxy())
+        url = f"http://127.0.0.1:{proxy.port}"
+        env = {"http_proxy": url, "no_proxy": "stbq-direct.invalid"}
+        env["https_proxy"] = url
+        rc, out, err = run_once(w.path, cfg, "--once", "--feed", "events", env=env, timeout=120)
+        assert rc != 0
+        assert not [l for l in proxy.lines if "stbq-direct" in l], proxy.lines
+        # ... while a host not in no_proxy does go through it: the test can fail.
+        env["no_proxy"] = "other.invalid"
+        rc, out, err = run_once(w.path, cfg, "--once", "--feed", "events", env=env, timeout=120)
+        assert [l for l in proxy.lines if "stbq-direct" in l], proxy.lines
+
+
+def test_a_bad_gce_metadata_host_is_a_configuration_error():
+    with Workdir("metahost") as w:
+        g, s, cfg = setup(w, **{"google.credentials": '"metadata"'})
+        for bad in ("evil.example/x?y=1", "user@evil.example", "host:99999", "a b"):
+            rc, out, err = run_once(w.path, cfg, "--once", env={"GCE_METADATA_HOST": bad})
+            assert rc == 78, (bad, rc, err[-1500:])
+            assert "GCE_METADATA_HOST: must be HOST or HOST:PORT" in err, (bad, err[-1500:])
+
+
+if __name__ == "__main__":
+    tap = Tap()
+    for t in (test_the_metadata_token_never_goes_through_a_proxy,
+              test_the_operators_no_proxy_is_kept,
+              test_a_bad_gce_metadata_host_is_a_configuration_error):
+        tap.run(t)
+    tap.done()

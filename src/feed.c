@@ -158,10 +158,11 @@ int feed_dead_letter(struct feed *f, const json_t *row, const char *reason, cons
 {
 	/* The key as the API sent it: the one thing about a rejected row that
 	 * may be logged; the rest of a sale is personal data. */
-	char keybuf[32];
+	char keybuf[32], shown[LOG_VALUE_MAX];
 	const char *key = api_key_text(f, row, keybuf);
 	log_warning("%s: row %s%s dead-lettered at %s stage: %s", feed_name(f),
-	            key ? "with key " : "without a key", key ? key : "", stage, reason);
+	            key ? "with key " : "without a key",
+	            key ? log_value(key, strlen(key), shown) : "", stage, reason);
 	if (f->env.dry_run)
 		return 0;
 
@@ -572,10 +573,11 @@ static int fetch_sales(struct feed *f, struct page_ctx *pc)
 			break;
 		}
 		if (e < 0) {
+			char shown[LOG_VALUE_MAX];
 			log_warning(
 			        "sales: the %zu event codes from %s on could not be polled (%s); "
 			        "the other codes go on",
-			        k, chunk[0], strerror(-e));
+			        k, log_value(chunk[0], strlen(chunk[0]), shown), strerror(-e));
 			if (!first_err)
 				first_err = e;
 		}

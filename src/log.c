@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #define SD_JOURNAL_SUPPRESS_LOCATION
+#include <openssl/evp.h>
 #include <systemd/sd-journal.h>
 
 #include "log.h"
@@ -20,6 +21,7 @@
 #include "util.h"
 
 #define LOG_MAX_FIELDS    16
+#define LOG_MAX_RECORD    8192 /* bytes of one message; the rest is cut with a note */
 #define LOG_IDENTIFIER    "seetickets-bq"
 #define LOG_MIN_TOKEN_LEN 16 /* shorter "ya29."/JWT look-alikes are not secrets */
 
@@ -216,6 +218,40 @@ static void write_journal(int prio, const char *msg, const struct log_field *fie
 		free(owned[i]);
 }
 
+const char *log_value(const char *s, size_t len, char out[LOG_VALUE_MAX])
+{
+	bool plain = s && len <= LOG_VALUE_SHOW;
+	for (size_t i = 0; plain && i < len; i++)
+		plain = (unsigned char)s[i] >= 0x20 && (unsigned char)s[i] != 0x7f;
+	if (plain) {
+		memcpy(out, s, len);
+		out[len] = '\0';
+		return out;
+	}
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+	if (!s || !EVP_Digest(s, len, md, &mdlen, EVP_sha256(), NULL) || mdlen < 4)
+		snprintf(out, LOG_VALUE_MAX, "<%zu bytes>", len);
+	else
+		snprintf(out, LOG_VALUE_MAX, "<%zu bytes, sha256 %02x%02x%02x%02x>", len, md[0],
+		         md[1], md[2], md[3]);
+	return out;
+}
+
+/* One record is one line of bounded size, whatever went into it: a control
+ * character becomes '?', so nothing can forge a second record. */
+static void make_printable(char *msg)
+{
+	size_t n = strlen(msg);
+	if (n > LOG_MAX_RECORD) {
+		static const char cut[] = " [...cut]";
+		memcpy(msg + LOG_MAX_RECORD - sizeof(cut) + 1, cut, sizeof(cut));
+	}
+	for (unsigned char *p = (unsigned char *)msg; *p; p++)
+		if (*p < 0x20 || *p == 0x7f)
+			*p = '?';
+}
+
 void log_write(int prio, const struct log_field *fields, size_t nfields, const char *fmt, ...)
 {
 	if (prio > log_level)
@@ -229,6 +265,7 @@ void log_write(int prio, const struct log_field *fields, size_t nfields, const c
 	if (r < 0)
 		return;
 	log_scrub(msg);
+	make_printable(msg);
 
 	/* Field values are scrubbed too: copy them, the caller's stay intact. */
 	struct log_field safe[LOG_MAX_FIELDS];
@@ -236,8 +273,10 @@ void log_write(int prio, const struct log_field *fields, size_t nfields, const c
 	size_t n = nfields < LOG_MAX_FIELDS ? nfields : LOG_MAX_FIELDS;
 	for (size_t i = 0; i < n; i++) {
 		vals[i] = strdup(fields[i].value ? fields[i].value : "");
-		if (vals[i])
+		if (vals[i]) {
 			log_scrub(vals[i]);
+			make_printable(vals[i]);
+		}
 		safe[i].name = fields[i].name;
 		safe[i].value = vals[i] ? vals[i] : "";
 	}

@@ -40,6 +40,14 @@ void log_lines(int prio, const char *text);
  * error bodies): live secrets, "Bearer x", "ya29.x", JWT-shaped strings. */
 void log_scrub(char *text);
 
+/* A value from outside (a row key, an event code) as it may be logged:
+ * itself when it is short and printable, otherwise its length and a short
+ * hash ("<300000 bytes, sha256 1f2e3d4c>"), so no input can forge a record,
+ * hide behind control characters or flood the log. Returns out. */
+#define LOG_VALUE_SHOW 64 /* bytes of a value shown as is */
+#define LOG_VALUE_MAX  (LOG_VALUE_SHOW + 48)
+const char *log_value(const char *s, size_t len, char out[LOG_VALUE_MAX]);
+
 /* Tests capture records here instead of stderr/journal; NULL restores. */
 typedef void (*log_sink_fn)(int prio, const char *message, const struct log_field *fields,
                             size_t nfields, void *userdata);

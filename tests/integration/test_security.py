@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """Hardening against hostile surroundings: proxies, environment, input that
 tries to reach the log. Real daemon, fakes, public interface only."""
+import json
 import os
 import socket
 import threading
@@ -79,10 +80,30 @@ def test_a_bad_gce_metadata_host_is_a_configuration_error():
             assert "GCE_METADATA_HOST: must be HOST or HOST:PORT" in err, (bad, err[-1500:])
 
 
+def test_keys_cannot_forge_or_flood_log_records():
+    with Workdir("loginject") as w:
+        g, s, cfg = setup(w)
+        forged = "DF-1\nerror: FORGED record"
+        escape = "DF-2\x1b[31mred"
+        huge = "K" * 300000
+        s.post("/_fake/bad_rows", {"events": [{"id": forged}, {"id": escape}, {"id": huge}]})
+        rc, out, err = run_once(w.path, cfg, "--once")
+        assert rc == 0, (rc, err[-2000:])
+        lines = err.splitlines()
+        assert not [l for l in lines if l.startswith("error: FORGED")], "a forged record"
+        assert "\x1b" not in err, "an escape sequence reached the log"
+        assert max(len(l) for l in lines) < 10000, max(len(l) for l in lines)
+        assert "<300000 bytes, sha256 " in err, err[-2000:]
+        rejected = [json.loads(l) for l in open(os.path.join(w.path, "state",
+                                                             "rejected-events.ndjson"))]
+        assert sorted(r["row"]["id"] for r in rejected) == sorted([forged, escape, huge])
+
+
 if __name__ == "__main__":
     tap = Tap()
     for t in (test_the_metadata_token_never_goes_through_a_proxy,
               test_the_operators_no_proxy_is_kept,
-              test_a_bad_gce_metadata_host_is_a_configuration_error):
+              test_a_bad_gce_metadata_host_is_a_configuration_error,
+              test_keys_cannot_forge_or_flood_log_records):
         tap.run(t)
     tap.done()

@@ -1,6 +1,8 @@
 /* Unit tests for log.c: levels, structured fields, and that secrets never get out. */
 #include "autoconfig.h"
 
+#include <string.h>
+
 #include "log.h"
 #include "secbuf.h"
 #include "tap.h"
@@ -112,6 +114,31 @@ static void test_ordinary_text_is_left_alone(void)
 	CHECK_STR(last_msg, "sales: fetched 10 rows from DF-2974218, eyJ alone is fine");
 }
 
+/* A record is one bounded line: control characters cannot start a forged one. */
+static void test_records_are_one_printable_line(void)
+{
+	log_set_level(LOG_INFO);
+	log_info("key %s here", "K\nerror: FORGED\x1b[31m");
+	CHECK_STR(last_msg, "key K?error: FORGED?[31m here");
+	struct log_field f[] = {{"FEED", "a\nb"}};
+	log_write(LOG_INFO, f, 1, "x");
+	CHECK_STR(last_fields, "FEED=a?b;");
+}
+
+static void test_outside_values_are_shown_only_when_short_and_plain(void)
+{
+	char out[LOG_VALUE_MAX];
+	CHECK_STR(log_value("DF-2974219", 10, out), "DF-2974219");
+	CHECK_STR(log_value("Caf\xc3\xa9", 5, out), "Caf\xc3\xa9");
+	CHECK(strncmp(log_value("a\nb", 3, out), "<3 bytes, sha256 ", 17) == 0);
+	char big[300];
+	memset(big, 'K', sizeof(big));
+	CHECK(strncmp(log_value(big, sizeof(big), out), "<300 bytes, sha256 ", 19) == 0);
+	CHECK_INT(strlen(out), 19 + 8 + 1);
+	char again[LOG_VALUE_MAX];
+	CHECK_STR(log_value(big, sizeof(big), again), out);
+}
+
 int main(void)
 {
 	log_set_sink(capture, NULL);
@@ -122,5 +149,7 @@ int main(void)
 	RUN(test_token_shapes_are_scrubbed_even_if_unregistered);
 	RUN(test_each_line_of_a_text_is_its_own_record);
 	RUN(test_ordinary_text_is_left_alone);
+	RUN(test_records_are_one_printable_line);
+	RUN(test_outside_values_are_shown_only_when_short_and_plain);
 	return tap_done();
 }

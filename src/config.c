@@ -12,6 +12,7 @@
 #include <libconfig.h>
 #include <limits.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1148,8 +1149,15 @@ static int check_includes(const char *file, const char *include_dir, int depth, 
 		if (*p != '"')
 			continue; /* a syntax error libconfig reports with its line */
 		const char *name = ++p;
-		while (*p && *p != '"')
-			p += (*p == '\\' && p[1]) ? 2 : 1;
+		while (*p && *p != '"' && *p != '\n' && *p != '\r')
+			p += (*p == '\\' && p[1] && p[1] != '\n') ? 2 : 1;
+		if (*p != '"')
+			continue; /* unterminated: libconfig reports the syntax error */
+		bool printable = true;
+		for (const char *q = name; q < p; q++)
+			printable = printable && (unsigned char)*q >= 0x20 && *q != 0x7f;
+		if (!printable)
+			continue; /* no such file name can be written in libconfig syntax */
 		char *target = NULL;
 		int n = include_dir
 		                ? asprintf(&target, "%s/%.*s", include_dir, (int)(p - name), name)

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +150,9 @@ int main(int argc, char **argv)
 	 * spool can handle, and a closed socket as an error curl reports. */
 	signal(SIGXFSZ, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
+	/* No core file, no ptrace by the same user: the process holds the API
+	 * key, access tokens and perhaps a service-account key. */
+	(void)prctl(PR_SET_DUMPABLE, 0, 0, 0, 0);
 	log_open(LOG_TARGET_AUTO);
 	r = parse_args(argc, argv, &opts);
 	if (r)

@@ -3,6 +3,8 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "secbuf.h"
 #include "util.h"
@@ -10,6 +12,7 @@
 struct secbuf {
 	unsigned char *bytes; /* len bytes + NUL, so it can feed C-string APIs */
 	size_t len;
+	size_t maplen;              /* bytes mapped for them: pages of their own, never in a core */
 	struct secbuf *prev, *next; /* registry of live secrets (single-threaded daemon) */
 };
 
@@ -24,11 +27,17 @@ struct secbuf *secbuf_new(const void *bytes, size_t len)
 	struct secbuf *s = calloc(1, sizeof(*s));
 	if (!s)
 		return NULL;
-	s->bytes = malloc(len + 1);
-	if (!s->bytes) {
+	/* Pages of its own rather than the heap: they can be kept out of core
+	 * dumps, and no realloc elsewhere leaves a copy of them behind. */
+	long page = sysconf(_SC_PAGESIZE);
+	s->maplen = ((len + 1) + (size_t)page - 1) / (size_t)page * (size_t)page;
+	void *m = mmap(NULL, s->maplen, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (m == MAP_FAILED) {
 		free(s);
 		return NULL;
 	}
+	(void)madvise(m, s->maplen, MADV_DONTDUMP);
+	s->bytes = m;
 	if (len)
 		memcpy(s->bytes, bytes, len);
 	s->bytes[len] = '\0';
@@ -51,7 +60,7 @@ void secbuf_free(struct secbuf *s)
 	if (s->next)
 		s->next->prev = s->prev;
 	util_wipe(s->bytes, s->len + 1);
-	free(s->bytes);
+	munmap(s->bytes, s->maplen);
 	util_wipe(s, sizeof(*s));
 	free(s);
 }

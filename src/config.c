@@ -163,7 +163,7 @@ static const struct spec seetickets_keys[] = {
          .off = OFF(seetickets.max_response_bytes),
          .min = MAX_RESPONSE_BYTES_MIN,
          .max = MAX_RESPONSE_BYTES_MAX,
-         .idef = 67108864},
+         .idef = 8388608},
         {0},
 };
 

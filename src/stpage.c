@@ -363,11 +363,40 @@ static int scan_page(const char *body, size_t len, const char *key, struct st_pa
 	return r;
 }
 
+/* An upper bound of the values in a reply: separators and containers
+ * outside strings. One pass, no allocation. */
+static size_t count_values(const char *s, size_t len)
+{
+	size_t n = 1;
+	bool in_string = false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = false;
+		} else if (c == '"') {
+			in_string = true;
+		} else if (c == ',' || c == ':' || c == '[' || c == '{') {
+			n++;
+		}
+	}
+	return n;
+}
+
 int st_parse_page(const char *body, size_t len, const char *what, const char *key,
                   struct st_page *pg)
 {
 	json_error_t jerr;
 	*pg = (struct st_page){0};
+	size_t values = body ? count_values(body, len) : 0;
+	if (values > ST_MAX_PAGE_VALUES) {
+		log_warning("%s: a reply of about %zu JSON values, more than the %d read at once; "
+		            "refused (ask for smaller pages with seetickets.page_size)",
+		            what, values, ST_MAX_PAGE_VALUES);
+		return -EBADMSG;
+	}
 	json_t *root = json_loadb(body ? body : "", len, 0, &jerr);
 	int r = 0;
 	if (root && json_is_object(root)) {

@@ -18,6 +18,11 @@
 #include <stddef.h>
 
 #define ST_BAD_ROW_WHY_LEN 96
+/* JSON values one reply may hold. Parsing costs 70 to 200 bytes a value (a
+ * page of "{}," takes 80 times its size), so this bounds a reply's memory
+ * at a few hundred MB whatever max_response_bytes allows; a real page of
+ * sales holds about 40 values a row, so 8 MiB of them stays well below. */
+#define ST_MAX_PAGE_VALUES 1000000
 
 /* An element of "data" that is not valid JSON even on its own. */
 struct st_bad_row {

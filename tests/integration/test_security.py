@@ -6,7 +6,7 @@ import os
 import socket
 import threading
 
-from harness import API_KEY, Daemon, Tap, Workdir, run_once
+from harness import API_KEY, Daemon, Tap, Workdir, run_once, write_config
 from test_pipeline import setup
 
 
@@ -141,12 +141,63 @@ def key_mappings(pid, needle):
     return found
 
 
+class HostileSeeTickets:
+    """Answers every request with one 8 MiB page of empty objects."""
+
+    def __init__(self):
+        import http.server
+        import socketserver
+        body = b'{"data":[' + b"{}," * ((8 << 20) // 3 - 8) + b"{}]}"
+
+        class H(http.server.BaseHTTPRequestHandler):
+            def _answer(self):
+                n = int(self.headers.get("Content-Length") or 0)
+                self.rfile.read(n)
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+            do_GET = do_POST = _answer
+
+            def log_message(self, *a):
+                pass
+
+        self.srv = socketserver.ThreadingTCPServer(("127.0.0.1", 0), H)
+        self.srv.daemon_threads = True
+        self.port = self.srv.server_address[1]
+        threading.Thread(target=self.srv.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.srv.shutdown()
+        self.srv.server_close()
+
+
+def test_a_hostile_page_cannot_take_the_memory():
+    """At the default settings a page of 8 MiB of '{},' would take ~600 MB."""
+    import subprocess
+    from harness import STBQ_BIN
+    with Workdir("hostilepage") as w:
+        g, s, cfg = setup(w)
+        h = w.add(HostileSeeTickets())
+        cfg = write_config(w.path, g, s, **{"seetickets.base_url": f'"http://127.0.0.1:{h.port}/v1"',
+                                            "seetickets.max_response_bytes": None})
+        with open(os.path.join(w.path, "err"), "wb") as err:
+            p = subprocess.Popen([STBQ_BIN, "-c", cfg, "--once", "--feed", "events"],
+                                 stdout=subprocess.DEVNULL, stderr=err)
+            _, status, usage = os.wait4(p.pid, 0)
+            p.returncode = os.waitstatus_to_exitcode(status)
+        text = open(os.path.join(w.path, "err")).read()
+        assert p.returncode == 69, (p.returncode, text[-2000:])
+        assert usage.ru_maxrss < 150 * 1024, f"peak RSS {usage.ru_maxrss // 1024} MiB"
+
+
 if __name__ == "__main__":
     tap = Tap()
     for t in (test_the_metadata_token_never_goes_through_a_proxy,
               test_the_operators_no_proxy_is_kept,
               test_a_bad_gce_metadata_host_is_a_configuration_error,
               test_keys_cannot_forge_or_flood_log_records,
-              test_secrets_are_kept_out_of_core_dumps):
+              test_secrets_are_kept_out_of_core_dumps,
+              test_a_hostile_page_cannot_take_the_memory):
         tap.run(t)
     tap.done()

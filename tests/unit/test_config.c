@@ -168,7 +168,7 @@ static void test_minimal_file_gets_every_default(void)
 	CHECK_STR(c->seetickets.key_ref, "projects/p-1/secrets/k/versions/latest");
 	CHECK_INT(c->seetickets.page_size, 100);
 	CHECK_INT(c->seetickets.timeout, 30);
-	CHECK_INT(c->seetickets.max_response_bytes, 67108864);
+	CHECK_INT(c->seetickets.max_response_bytes, 8388608);
 	CHECK_STR(c->google.credentials, "auto");
 	CHECK_STR(c->google.bigquery_endpoint, "https://bigquery.googleapis.com");
 	CHECK_STR(c->google.secretmanager_endpoint, "https://secretmanager.googleapis.com");

@@ -53,6 +53,7 @@ struct bq {
 	size_t cap_rows, cap_bytes;
 	long job_poll_ms, job_max_wait_ms;
 	long resend_base_ms;
+	long stream_span_ms; /* every send of a batch starts within this of its first */
 	struct gauth *auth;
 	struct http_client *http;
 	const struct http_policy *policy;
@@ -395,6 +396,7 @@ struct bq *bq_new(const struct bq_options *o)
 	b->job_poll_ms = BQ_JOB_POLL_MS;
 	b->job_max_wait_ms = BQ_JOB_MAX_WAIT_MS;
 	b->resend_base_ms = BQ_RESEND_BASE_MS;
+	b->stream_span_ms = o->stream_span_ms > 0 ? o->stream_span_ms : BQ_STREAM_SPAN_MS;
 	b->auth = o->auth;
 	b->http = o->http;
 	b->policy = o->policy;
@@ -1169,7 +1171,7 @@ static int stream_batch(struct ins *x, size_t *idx, size_t k)
 		/* Retries of this POST stay within the span since the call's first send. */
 		uint64_t spent = util_now_ms() - x->t0;
 		struct http_policy within = *b->policy;
-		long left = BQ_STREAM_SPAN_MS - (long)spent;
+		long left = b->stream_span_ms - (long)spent;
 		if (left < 1)
 			left = 1;
 		if (within.budget_ms == 0 || within.budget_ms > left)

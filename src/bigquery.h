@@ -35,6 +35,10 @@ struct bq_options {
 	enum config_insert_method method;
 	size_t batch_rows;
 	size_t batch_bytes;
+	/* Every send of one streaming batch starts within this many ms of its
+	 * first, so that insertId still de-duplicates; 0: BQ_STREAM_SPAN_MS.
+	 * Keep it well under the caller's trust in the de-duplication window. */
+	long stream_span_ms;
 	struct gauth *auth;               /* borrowed */
 	struct http_client *http;         /* borrowed */
 	const struct http_policy *policy; /* borrowed */

@@ -52,6 +52,7 @@ struct daemon {
 	struct clients *cl;
 	struct feed *events, *sales;
 	struct calendar *cal; /* which events sales polls ask for */
+	uint64_t trust_ms;    /* insertId de-duplication window trusted (test knob) */
 	struct feed_totals tot_events, tot_sales;
 	int timer_events, timer_sales;
 	int lock_fd;
@@ -112,6 +113,8 @@ static struct clients *clients_new(struct daemon *d, const struct config *c)
 	        .method = c->bigquery.insert_method,
 	        .batch_rows = (size_t)c->bigquery.batch_rows,
 	        .batch_bytes = (size_t)c->bigquery.batch_bytes,
+	        /* Resends within a call stay well inside the trusted window. */
+	        .stream_span_ms = (long)(d->trust_ms / 2),
 	        .auth = cl->auth,
 	        .http = cl->google_http,
 	        .policy = &d->policy,
@@ -155,6 +158,7 @@ static struct feed_env feed_env_of(const struct daemon *d)
 	        .st = d->cl->st,
 	        .loop = d->loop,
 	        .cal = d->cal,
+	        .trust_ms = d->trust_ms,
 	        .dry_run = d->opts->dry_run,
 	        .dry_out = stdout,
 	};
@@ -547,7 +551,11 @@ static int run_loop(struct daemon *d)
 
 int daemon_run(struct config *cfg, const struct daemon_options *o)
 {
-	struct daemon d = {.cfg = cfg, .opts = o, .lock_fd = -1};
+	struct daemon d = {.cfg = cfg, .opts = o, .lock_fd = -1, .trust_ms = FEED_DEDUP_TRUST_MS};
+	/* Tests shorten the fake's insertId window and say so here (HACKING.md). */
+	const char *trust = getenv("STBQ_DEDUP_TRUST_MS");
+	if (trust && *trust && strtoull(trust, NULL, 10) > 0)
+		d.trust_ms = strtoull(trust, NULL, 10);
 	int status;
 
 	d.policy = o->once ? (struct http_policy){DAEMON_ONCE_ATTEMPTS, DAEMON_ONCE_BUDGET_MS}

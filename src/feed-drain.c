@@ -255,7 +255,7 @@ static int drain_flush(struct drain *d)
 	for (size_t i = 0; i < d->n; i++)
 		todo += !d->was_done[i];
 	if (todo > 0 && !s->load && s->unknown_since_ms &&
-	    util_now_ms() - s->unknown_since_ms >= f->trust_ms) {
+	    util_now_ms() - s->unknown_since_ms >= f->env.trust_ms) {
 		r = verify_unknown(d);
 		todo = 0;
 		for (size_t i = 0; i < d->n; i++)

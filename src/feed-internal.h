@@ -40,7 +40,6 @@ struct feed {
 	size_t nsegs;
 	struct feed_stats last;
 	uint64_t seed_last_progress;
-	uint64_t trust_ms; /* FEED_DEDUP_TRUST_MS, or the test override */
 };
 
 const char *feed_table(const struct feed *f);

@@ -205,10 +205,6 @@ struct feed *feed_new(enum feed_kind kind, const struct feed_env *env)
 	f->kind = kind;
 	f->schema = kind == FEED_SALES ? &schema_sales : &schema_events;
 	f->env = *env;
-	f->trust_ms = FEED_DEDUP_TRUST_MS;
-	const char *t = getenv("STBQ_DEDUP_TRUST_MS");
-	if (t && *t)
-		f->trust_ms = strtoull(t, NULL, 10);
 	f->seen = keyset_new(0);
 	f->released = keyset_new(0);
 	f->rejected = keyset_new(0);

@@ -37,6 +37,7 @@ struct feed_env {
 	struct st_client *st;
 	struct loop *loop;    /* NULL in --once mode */
 	struct calendar *cal; /* the event calendar: events write it, sales read it */
+	uint64_t trust_ms;    /* insertId de-duplication trusted this long (FEED_DEDUP_TRUST_MS) */
 	bool dry_run;         /* print new rows to dry_out, write no state */
 	FILE *dry_out;
 };

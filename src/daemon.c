@@ -514,8 +514,12 @@ static int run_once(struct daemon *d)
 			pending = true;
 		if (r < 0 && !worst)
 			worst = r;
-		if (r == -ECANCELED)
+		if (r == -ECANCELED) {
+			/* Stopped before the run was through: whatever failed
+			 * before, the answer is "run again later". */
+			worst = r;
 			break;
+		}
 	}
 	if (d->opts->dry_run)
 		fflush(stdout);

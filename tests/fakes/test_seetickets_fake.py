@@ -1,6 +1,7 @@
 #!/usr/bin/python3
 """TAP tests of tests/fakes/seetickets-fake, driven over HTTP as a client would."""
 
+import base64
 import datetime as dt
 import http.client
 import json
@@ -697,6 +698,197 @@ def test_bad_rows_and_reset(f, truth_events, truth_sales):
     ok(st == 200 and len(obj["data"]) == 5, "/_fake/reset restores the key and page cap")
 
 
+def raw_page(f, method, path, body=None):
+    """A page's bytes, and its rows split at the top level of the data array (so that invalid
+    JSON inside one row does not hide the others)."""
+    status, resp, data = f.raw(method, path, body)
+    if status != 200 or not data.startswith(b'{"data":[') or not data.endswith(b"]}"):
+        return status, data, None
+    inner = data[len(b'{"data":['):-2]
+    parts, depth, start, in_str, esc = [], 0, 0, False, False
+    for i, c in enumerate(inner):
+        ch = chr(c)
+        if in_str:
+            if esc:
+                esc = False
+            elif ch == "\\":
+                esc = True
+            elif ch == '"':
+                in_str = False
+        elif ch == '"':
+            in_str = True
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+        elif ch == "," and depth == 0:
+            parts.append(inner[start:i])
+            start = i + 1
+    if inner:
+        parts.append(inner[start:])
+    return status, data, parts
+
+
+def test_raw_rows(f, truth_events, truth_sales):
+    code = codes_of(truth_events)[0]
+    other = codes_of(truth_events)[3]
+    big = '{"uniqueCode":"RAWBIG0001","eventId":"%s","sold":1,"basketId":%s}' % (code, "9" * 30)
+    bad_utf8 = b'{"uniqueCode":"RAWUTF0001","eventName":"caf\xe9 \xff","sold":2}'
+    surrogate = '{"id":"RAWEV0001","name":"half \\ud83c moon"}'
+    r1 = f.ctl("POST", "/_fake/raw_rows", {"feed": "sales", "event": code, "text": big})
+    r2 = f.ctl("POST", "/_fake/raw_rows",
+               {"feed": "sales", "b64": base64.b64encode(bad_utf8).decode()})
+    r3 = f.ctl("POST", "/_fake/raw_rows", {"feed": "events", "text": surrogate})
+    ok([r1, r2, r3] == [{"index": 0}, {"index": 1}, {"index": 2}],
+       "/_fake/raw_rows answers the index of each raw row", [r1, r2, r3])
+
+    owned = [s for s in truth_sales if key(s.get("eventId")) == code]
+    st, data, parts = raw_page(f, "POST", "/v1/reports/sales",
+                               {"offset": 0, "limit": 1000,
+                                "search": {"forSearchItemType": "EVENT",
+                                           "searchItemCodes": [code]}})
+    ok(st == 200 and parts is not None and len(parts) == len(owned) + 2
+       and parts[-2] == big.encode() and parts[-1] == bad_utf8,
+       "raw sales are spliced byte for byte: one with its event, one without with every search",
+       (st, data[-300:]))
+    ok(b"9" * 30 in data and b"\xe9 \xff" in data, "the raw bytes reach the wire unchanged")
+    st, data, parts = raw_page(f, "POST", "/v1/reports/sales",
+                               {"offset": 0, "limit": 1000,
+                                "search": {"forSearchItemType": "EVENT",
+                                           "searchItemCodes": [other]}})
+    ok(parts is not None and parts[-1] == bad_utf8 and big.encode() not in data,
+       "a raw sale naming an event goes out only with searches naming it")
+    st, data, parts = raw_page(f, "GET", "/v1/events/search?limit=1000")
+    ok(parts is not None and len(parts) == len(truth_events) + 1
+       and parts[-1] == surrogate.encode(), "a raw event goes out in the events search")
+
+    # A raw row is one row for paging: walk with a small limit and count the parts.
+    n_rows, offset, pages = 0, 0, 0
+    while pages < 1000:
+        st, data, parts = raw_page(f, "GET", "/v1/events/search?offset=%d&limit=3" % offset)
+        pages += 1
+        if not parts:
+            break
+        n_rows += len(parts)
+        offset += len(parts)
+    ok(n_rows == len(truth_events) + 1, "a raw row counts as one row for offset and limit",
+       (n_rows, len(truth_events)))
+    # filteredBy does not hide raw rows (they have no date the fake could read).
+    st, data, parts = raw_page(f, "POST", "/v1/reports/sales",
+                               {"offset": 0, "limit": 1000,
+                                "filteredBy": {"salesStartDate": "2000-01-01T00:00:00Z",
+                                               "salesEndDate": "2000-01-02T00:00:00Z"},
+                                "search": {"forSearchItemType": "EVENT",
+                                           "searchItemCodes": [code]}})
+    ok(parts == [big.encode(), bad_utf8], "raw sales are served whatever filteredBy says",
+       data[:300])
+
+    raw = f.truth("raw")
+    ok([r["index"] for r in raw] == [0, 1, 2]
+       and [base64.b64decode(r["b64"]) for r in raw] == [big.encode(), bad_utf8,
+                                                         surrogate.encode()]
+       and [r["feed"] for r in raw] == ["sales", "sales", "events"]
+       and [r["event"] for r in raw] == [code, None, None]
+       and raw[0]["position"] == len(truth_sales) and raw[2]["position"] == len(truth_events),
+       "/_fake/truth/raw lists raw rows as base64 with feed, event and position", raw)
+    ok(f.truth("sales") == truth_sales and f.truth("events") == truth_events,
+       "/_fake/truth/sales and /events leave raw rows out")
+    s = f.ctl("GET", "/_fake/truth/summary")
+    ok(s["raw_sales"] == 2 and s["raw_events"] == 1 and s["sales"] == len(truth_sales) + 2,
+       "summary counts raw rows", s)
+
+    fixed = '{"uniqueCode":"RAWUTF0001","eventName":"caf\u00e9","sold":2}'
+    ok(f.ctl("POST", "/_fake/raw_rows", {"feed": "sales", "index": 1, "text": fixed})
+       == {"index": 1}, "/_fake/raw_rows with an index replaces that raw row")
+    st, data, parts = raw_page(f, "POST", "/v1/reports/sales",
+                               {"offset": 0, "limit": 1000,
+                                "search": {"forSearchItemType": "EVENT",
+                                           "searchItemCodes": [other]}})
+    ok(parts is not None and parts[-1] == fixed.encode("utf-8"),
+       "the replacement is served in the same place", data[-200:])
+    st, obj = f.call("POST", "/_fake/raw_rows", {"feed": "events", "index": 1, "text": "{}"},
+                     auth=False)
+    ok(st == 404, "replacing a raw row of another feed is 404", (st, obj))
+    for body, why in (({"feed": "tickets", "text": "{}"}, "an unknown feed"),
+                      ({"feed": "sales"}, "neither text nor b64"),
+                      ({"feed": "sales", "text": "{}", "b64": "e30="}, "both text and b64"),
+                      ({"feed": "sales", "b64": "not base64!"}, "bad base64"),
+                      ({"feed": "sales", "text": "  "}, "an empty row"),
+                      ({"feed": "events", "event": "X", "text": "{}"}, "an event on an event"),
+                      ({"feed": "sales", "event": [1], "text": "{}"},
+                       "an event code not a string")):
+        st, obj = f.call("POST", "/_fake/raw_rows", body, auth=False)
+        expect_error(st, obj, 400, "/_fake/raw_rows refuses " + why)
+
+    f.ctl("POST", "/_fake/reset")
+    ok(f.truth("raw") == [] and f.ctl("GET", "/_fake/truth/summary")["raw_sales"] == 0,
+       "/_fake/reset clears raw rows")
+
+
+def test_update(f, truth_events, truth_sales):
+    sale = truth_sales[5]
+    code = sale["uniqueCode"]
+    n_before = len(truth_sales)
+    r = f.ctl("POST", "/_fake/update", {"feed": "sales", "key": code,
+                                        "set": {"sold": 7, "priceName": "FIXED"},
+                                        "unset": ["affiliate"]})
+    ok(r == {"updated": 1}, "/_fake/update answers how many rows changed", r)
+    now = f.truth("sales")
+    want = dict(sale, sold=7, priceName="FIXED")
+    want.pop("affiliate", None)
+    ok(len(now) == n_before and now[5] == want and now[:5] == truth_sales[:5]
+       and now[6:] == truth_sales[6:], "an update changes the row in place, order unchanged")
+    ev = key(sale["eventId"])
+    rows = collect_sales(f, [ev], 4)
+    ok(want in rows and sale not in rows, "the sales report serves the updated row")
+
+    numeric = next(e for e in truth_events if isinstance(e["id"], int))
+    later = "2030-01-01T20:00:00Z"
+    r = f.ctl("POST", "/_fake/update", {"feed": "events", "key": str(numeric["id"]),
+                                        "set": {"starts": later}})
+    events = f.truth("events")
+    ok(r == {"updated": 1} and any(e["id"] == numeric["id"] and e["starts"] == later
+                                   for e in events),
+       "an event whose id is a JSON number is found by its string form", r)
+    rows, _ = page_all(lambda o, l: f.events(o, l), 5)
+    ok(rows == events, "events paging serves the postponed event in its old place")
+    grown = f.ctl("POST", "/_fake/grow", {"sales": 60})
+    new = [s for s in f.truth("sales")[n_before:] if key(s.get("eventId")) == key(numeric["id"])]
+    ok(grown["sales"] == n_before + 60 and new and all(s["eventDate"] == later for s in new),
+       "new sales of a postponed event carry its new date", [s["eventDate"] for s in new])
+
+    f.ctl("POST", "/_fake/bad_rows", {"sales": [{"uniqueCode": "BADFIX0001", "sold": "many",
+                                                 "eventId": ev}],
+                                      "events": [{"id": 123456, "timeslotEnabled": "maybe"}]})
+    r1 = f.ctl("POST", "/_fake/update", {"feed": "sales", "key": "BADFIX0001",
+                                         "set": {"sold": 2}})
+    r2 = f.ctl("POST", "/_fake/update", {"feed": "events", "key": "123456",
+                                         "set": {"timeslotEnabled": False}})
+    ok(r1 == r2 == {"updated": 1}
+       and f.truth("sales")[-1] == {"uniqueCode": "BADFIX0001", "sold": 2, "eventId": ev}
+       and f.truth("events")[-1] == {"id": 123456, "timeslotEnabled": False},
+       "rows added with /_fake/bad_rows can be corrected")
+    moved = f.ctl("POST", "/_fake/update", {"feed": "sales", "key": "BADFIX0001",
+                                            "set": {"eventId": None}})
+    other = codes_of(truth_events)[2]
+    rows = collect_sales(f, [other], 100)
+    ok(moved == {"updated": 1} and rows[-1]["uniqueCode"] == "BADFIX0001",
+       "a sale whose eventId is cleared goes out with every search")
+
+    st, obj = f.call("POST", "/_fake/update", {"feed": "sales", "key": "NO-SUCH-ROW",
+                                               "set": {"sold": 1}}, auth=False)
+    expect_error(st, obj, 404, "/_fake/update of an unknown key is 404")
+    for body, why in (({"feed": "x", "key": code}, "an unknown feed"),
+                      ({"feed": "sales", "key": 5}, "a key not a string"),
+                      ({"feed": "sales", "key": code, "set": [1]}, "set not an object"),
+                      ({"feed": "sales", "key": code, "unset": "sold"}, "unset not an array")):
+        st, obj = f.call("POST", "/_fake/update", body, auth=False)
+        expect_error(st, obj, 400, "/_fake/update refuses " + why)
+    f.ctl("POST", "/_fake/reset")
+    ok(f.truth("sales") == truth_sales and f.truth("events") == truth_events,
+       "/_fake/reset undoes updates")
+
+
 def main():
     t_start = time.monotonic()
     test_help()
@@ -719,6 +911,8 @@ def main():
         test_grow_timer()
         test_growth_stable_order(main_fake, truth_events, truth_sales)
         test_bad_rows_and_reset(main_fake, truth_events, truth_sales)
+        test_raw_rows(main_fake, truth_events, truth_sales)
+        test_update(main_fake, truth_events, truth_sales)
     except Exception as e:  # a crash is a failure, not a silent stop
         import traceback
         ok(False, "test program ran to the end", traceback.format_exc())

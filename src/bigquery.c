@@ -861,8 +861,7 @@ static int query_job_errors(struct qrun *q, const json_t *reply)
 	const json_t *first = er ? er : json_array_get(errs, 0);
 	const char *reason = json_string_value(json_object_get(first, "reason"));
 	const char *m = json_string_value(json_object_get(first, "message"));
-	snprintf(msg, sizeof(msg), "%s", m ? m : "");
-	log_scrub(msg);
+	log_scrub_copy(m, msg, sizeof(msg)); /* scrubbed, then cut */
 	if (er || !job)
 		log_error("BigQuery query job %s failed: %s (%s)", q->job_id, msg,
 		          reason ? reason : "no reason");

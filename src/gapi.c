@@ -55,25 +55,17 @@ const char *gapi_error_reason(const struct http_response *resp, char *buf, size_
 	return found;
 }
 
-/* Scrub the whole text before cutting it: a secret cut in half would no
- * longer be recognised by the scrubber. */
+/* Scrubbed before it is cut (log_scrub_copy), then cut to GAPI_MAX_MESSAGE
+ * with an ellipsis. */
 static void safe_copy(const char *text, char *buf, size_t len)
 {
-	char *tmp = strdup(text);
-	if (!tmp) {
-		snprintf(buf, len, "(out of memory)");
-		return;
-	}
-	log_scrub(tmp);
-	for (char *p = tmp; *p; p++)
-		if (iscntrl((unsigned char)*p))
-			*p = ' ';
+	char tmp[GAPI_MAX_MESSAGE + 4];
+	log_scrub_copy(text, tmp, sizeof(tmp));
 	size_t max = len - 1 < GAPI_MAX_MESSAGE ? len - 1 : GAPI_MAX_MESSAGE;
 	if (strlen(tmp) > max && max >= 3)
 		snprintf(buf, len, "%.*s...", (int)(max - 3), tmp);
 	else
 		snprintf(buf, len, "%.*s", (int)max, tmp);
-	free(tmp);
 }
 
 void gapi_error_message(const struct http_response *resp, char *buf, size_t len)

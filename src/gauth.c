@@ -641,11 +641,7 @@ static void oauth_description(const struct http_response *resp, char *out, size_
 	        resp->body.data ? json_loadb(resp->body.data, resp->body.len, 0, NULL) : NULL;
 	const char *d = json_is_object(root) ? json_str(root, "error_description") : NULL;
 	if (d) {
-		snprintf(out, len, "%s", d);
-		log_scrub(out);
-		for (char *p = out; *p; p++)
-			if (iscntrl((unsigned char)*p))
-				*p = ' ';
+		log_scrub_copy(d, out, len); /* scrubbed, then cut */
 	} else {
 		gapi_error_message(resp, out, len);
 	}

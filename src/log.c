@@ -20,8 +20,11 @@
 #include "secbuf.h"
 #include "util.h"
 
-#define LOG_MAX_FIELDS    16
-#define LOG_MAX_RECORD    8192 /* bytes of one message; the rest is cut with a note */
+#define LOG_MAX_FIELDS      16
+#define LOG_MAX_RECORD      8192
+#define LOG_MIN_JWT_SEGMENT 8 /* base64url characters in each segment of a JWT */
+#define LOG_MIN_REFRESH_LEN                                                                        \
+	16 /* "1//" and this many token characters */ /* bytes of one message; the rest is cut with a note */
 #define LOG_IDENTIFIER    "seetickets-bq"
 #define LOG_MIN_TOKEN_LEN 16 /* shorter "ya29."/JWT look-alikes are not secrets */
 
@@ -129,17 +132,38 @@ static bool is_token_char(unsigned char c)
 	       c == '=';
 }
 
-static size_t token_run(const char *p)
-{
-	size_t n = 0;
-	while (p[n] && is_token_char((unsigned char)p[n]))
-		n++;
-	return n;
-}
-
 static void blank_run(char *p, size_t n)
 {
 	memset(p, '*', n);
+}
+
+/* A run of token characters; a JSON-escaped slash ("\/") counts as one. */
+static size_t token_run(const char *p)
+{
+	size_t n = 0;
+	for (;;) {
+		if (p[n] && is_token_char((unsigned char)p[n]))
+			n++;
+		else if (p[n] == '\\' && p[n + 1] == '/')
+			n += 2;
+		else
+			return n;
+	}
+}
+
+/* "NAME<separators>value": a header or field name, then spaces, tabs, ':',
+ * '=' or quotes, then the value. */
+static void scrub_named(char *text, const char *name)
+{
+	size_t nl = strlen(name);
+	for (char *p = text; (p = strcasestr(p, name)) != NULL;) {
+		char *v = p + nl;
+		v += strspn(v, " \t:=\"'");
+		size_t n = v > p + nl ? token_run(v) : 0;
+		if (n > 0)
+			blank_run(v, n);
+		p = v + n;
+	}
 }
 
 /* "Bearer <token>" (any case) and "ya29.<token>" (Google access tokens). */
@@ -155,16 +179,40 @@ static void scrub_prefixed(char *text, const char *prefix, size_t min_len)
 	}
 }
 
-/* A JWT is three base64url segments joined by dots; its header always starts
- * "eyJ" (base64 of '{"'). */
+/* A JWT (JWS) is three base64url segments joined by dots, a JWE five. Its
+ * header usually starts "eyJ" (base64 of '{"'), but whitespace or key order
+ * can change that, so the shape decides: every segment at least
+ * LOG_MIN_JWT_SEGMENT characters of the base64url alphabet. A host name
+ * ("bigquery.googleapis.com") has a short segment and is left alone. */
+static bool b64url(unsigned char c)
+{
+	return isalnum(c) || c == '-' || c == '_';
+}
+
 static void scrub_jwts(char *text)
 {
-	for (char *p = text; (p = strstr(p, "eyJ")) != NULL;) {
-		size_t n = token_run(p);
-		size_t dots = 0;
-		for (size_t i = 0; i < n; i++)
-			dots += p[i] == '.';
-		if (dots >= 2 && n >= LOG_MIN_TOKEN_LEN)
+	for (char *p = text; *p;) {
+		if (!b64url((unsigned char)*p) || (p > text && b64url((unsigned char)p[-1]))) {
+			p++;
+			continue;
+		}
+		size_t n = 0, seg = 0, segs = 1;
+		bool ok = true;
+		for (;; n++) {
+			unsigned char c = (unsigned char)p[n];
+			if (b64url(c)) {
+				seg++;
+			} else if (c == '.' && b64url((unsigned char)p[n + 1])) {
+				ok = ok && seg >= LOG_MIN_JWT_SEGMENT;
+				seg = 0;
+				segs++;
+			} else {
+				break;
+			}
+		}
+		ok = ok && seg >= LOG_MIN_JWT_SEGMENT && (segs == 3 || segs == 5) &&
+		     n >= LOG_MIN_TOKEN_LEN;
+		if (ok || (strncmp(p, "eyJ", 3) == 0 && segs >= 3 && n >= LOG_MIN_TOKEN_LEN))
 			blank_run(p, n);
 		p += n ? n : 1;
 	}
@@ -173,12 +221,34 @@ static void scrub_jwts(char *text)
 void log_scrub(char *text)
 {
 	secbuf_redact_live(text);
-	scrub_prefixed(text, "Bearer ", 1);
+	scrub_named(text, "Bearer");
+	scrub_named(text, "x-api-key");
+	scrub_named(text, "x-goog-api-key");
 	scrub_prefixed(text, "ya29.", 1);
-	scrub_prefixed(text, "assertion=", 1);
-	scrub_prefixed(text, "refresh_token=", 1);
-	scrub_prefixed(text, "client_secret=", 1);
+	scrub_prefixed(text, "1//", LOG_MIN_REFRESH_LEN); /* Google refresh tokens */
+	scrub_prefixed(text, "GOCSPX-", 1);               /* Google client secrets */
+	scrub_named(text, "assertion");
+	scrub_named(text, "refresh_token");
+	scrub_named(text, "client_secret");
+	scrub_named(text, "access_token");
+	scrub_named(text, "private_key");
 	scrub_jwts(text);
+}
+
+void log_scrub_copy(const char *text, char *out, size_t len)
+{
+	char *tmp = strdup(text ? text : "");
+	if (!tmp) {
+		snprintf(out, len, "(out of memory)");
+		return;
+	}
+	log_scrub(tmp);
+	for (char *p = tmp; *p; p++)
+		if (iscntrl((unsigned char)*p))
+			*p = ' ';
+	snprintf(out, len, "%s", tmp);
+	util_wipe(tmp, strlen(tmp));
+	free(tmp);
 }
 
 static void write_stderr(int prio, const char *msg, const struct log_field *fields, size_t n)

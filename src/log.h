@@ -39,6 +39,10 @@ void log_lines(int prio, const char *text);
 /* Scrub a formatted record in place (exported for tests and the HTTP layer's
  * error bodies): live secrets, "Bearer x", "ya29.x", JWT-shaped strings. */
 void log_scrub(char *text);
+/* Copy text into out (len bytes), scrubbed before it is cut, so that a
+ * secret cut at the edge is still recognised; control characters become
+ * spaces. */
+void log_scrub_copy(const char *text, char *out, size_t len);
 
 /* A value from outside (a row key, an event code) as it may be logged:
  * itself when it is short and printable, otherwise its length and a short

@@ -18,8 +18,9 @@ struct secbuf {
 
 static struct secbuf *live_head;
 
-/* Secrets shorter than this are not redacted by value: blanking every "a" in
- * a log line would destroy it without protecting anything. */
+/* Secrets shorter than this are redacted by value only where they stand
+ * alone: blanking every "a" in a log line would destroy it without
+ * protecting anything. */
 #define SECBUF_MIN_REDACT_LEN 6
 
 struct secbuf *secbuf_new(const void *bytes, size_t len)
@@ -114,18 +115,83 @@ const unsigned char *secbuf_expose(const struct secbuf *s)
 	return s->bytes;
 }
 
+/* A byte that would make a short match part of a longer word. */
+static bool word_byte(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '-' || c == '_' || c == '.' || c == '~';
+}
+
+/* Blank every occurrence of needle in text. A short needle is blanked only
+ * where it stands alone (not inside a longer token): blanking every "abc"
+ * of a log line would destroy it without protecting anything. */
+static size_t redact(char *text, const unsigned char *needle, size_t n)
+{
+	size_t found = 0;
+	if (n == 0)
+		return 0;
+	for (char *p = text; (p = memmem(p, strlen(p), needle, n)) != NULL;) {
+		bool alone = (p == text || !word_byte((unsigned char)p[-1])) &&
+		             !word_byte((unsigned char)p[n]);
+		if (n >= SECBUF_MIN_REDACT_LEN || alone) {
+			memset(p, '*', n);
+			found++;
+		}
+		p += n;
+	}
+	return found;
+}
+
+/* The secret as it appears inside a JSON string (\/ \" \\ escaped) or a
+ * URL (percent-encoded, either case), when that differs from the raw form. */
+static size_t redact_encoded(char *text, const unsigned char *b, size_t len)
+{
+	size_t found = 0;
+	char *json = malloc(2 * len + 1), *url = malloc(3 * len + 1);
+	if (!json || !url)
+		goto out;
+	size_t j = 0;
+	for (size_t i = 0; i < len; i++) {
+		if (b[i] == '/' || b[i] == '"' || b[i] == '\\')
+			json[j++] = '\\';
+		json[j++] = (char)b[i];
+	}
+	if (j != len)
+		found += redact(text, (unsigned char *)json, j);
+	for (int lower = 0; lower < 2; lower++) {
+		static const char hex[2][17] = {"0123456789ABCDEF", "0123456789abcdef"};
+		size_t u = 0;
+		for (size_t i = 0; i < len; i++) {
+			unsigned char c = b[i];
+			if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			    (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.' ||
+			    c == '~') {
+				url[u++] = (char)c;
+			} else {
+				url[u++] = '%';
+				url[u++] = hex[lower][c >> 4];
+				url[u++] = hex[lower][c & 15];
+			}
+		}
+		if (u != len)
+			found += redact(text, (unsigned char *)url, u);
+	}
+out:
+	if (json)
+		util_wipe(json, 2 * len + 1);
+	if (url)
+		util_wipe(url, 3 * len + 1);
+	free(json);
+	free(url);
+	return found;
+}
+
 size_t secbuf_redact_live(char *text)
 {
 	size_t found = 0;
 	for (const struct secbuf *s = live_head; s; s = s->next) {
-		if (s->len < SECBUF_MIN_REDACT_LEN)
-			continue;
-		char *p = text;
-		while ((p = memmem(p, strlen(p), s->bytes, s->len)) != NULL) {
-			memset(p, '*', s->len);
-			p += s->len;
-			found++;
-		}
+		found += redact(text, s->bytes, s->len);
+		found += redact_encoded(text, s->bytes, s->len);
 	}
 	return found;
 }

@@ -139,6 +139,54 @@ static void test_outside_values_are_shown_only_when_short_and_plain(void)
 	CHECK_STR(log_value(big, sizeof(big), again), out);
 }
 
+/* The shapes a review found missing (each failed before). */
+static void test_more_token_shapes(void)
+{
+	log_info("Authorization: Bearer\tabc.def-ghi1 x");
+	CHECK(strstr(last_msg, "abc.def-ghi1") == NULL);
+	log_info("Authorization: Bearer  twospaces123 x");
+	CHECK(strstr(last_msg, "twospaces123") == NULL);
+	log_info("{\"h\":\"Bearer ab\\/cd\\/efgh\"}");
+	CHECK(strstr(last_msg, "efgh") == NULL);
+	log_info("x-api-key: st-key-12345 sent");
+	CHECK(strstr(last_msg, "st-key-12345") == NULL);
+	CHECK(strstr(last_msg, "sent") != NULL);
+	log_info("token 1//0gLongRefreshTokenValue123 there");
+	CHECK(strstr(last_msg, "LongRefresh") == NULL);
+	log_info("secret GOCSPX-abcdefghijklmnop there");
+	CHECK(strstr(last_msg, "abcdefghijklmnop") == NULL);
+	/* A JWT whose header does not start eyJ (a space after the brace). */
+	log_info("jwt ewogImFsZyI6IlJTMjU2In0.eyJpc3MiOiJ4In0.c2lnbmF0dXJl end");
+	CHECK(strstr(last_msg, "ewogImFsZ") == NULL);
+	CHECK(strstr(last_msg, " end") != NULL);
+	/* Host names and file names are not JWTs. */
+	log_info("https://bigquery.googleapis.com/x sales-0000000000000001.ndjson");
+	CHECK_STR(last_msg, "https://bigquery.googleapis.com/x sales-0000000000000001.ndjson");
+}
+
+static void test_live_secrets_encoded_or_short(void)
+{
+	struct secbuf *k = secbuf_new("ab/cd+ef\"gh", 11);
+	log_info("%s", "json {\"k\":\"ab\\/cd+ef\\\"gh\"} url k=ab%2Fcd%2Bef%22gh lower "
+	               "ab%2fcd%2bef%22gh");
+	CHECK(strstr(last_msg, "cd") == NULL);
+	secbuf_free(k);
+	struct secbuf *s = secbuf_new("k3y", 3);
+	log_info("key=k3y; alone k3y, inside mk3yz");
+	CHECK_STR(last_msg, "key=***; alone ***, inside mk3yz");
+	secbuf_free(s);
+}
+
+static void test_scrubbed_before_cut(void)
+{
+	struct secbuf *k = secbuf_new("SECRETVALUE123456", 17);
+	char out[16];
+	log_scrub_copy("xxxxxxSECRETVALUE123456", out, sizeof(out));
+	CHECK(strstr(out, "SECRET") == NULL);
+	CHECK(strstr(out, "SEC") == NULL);
+	secbuf_free(k);
+}
+
 int main(void)
 {
 	log_set_sink(capture, NULL);
@@ -150,6 +198,9 @@ int main(void)
 	RUN(test_each_line_of_a_text_is_its_own_record);
 	RUN(test_ordinary_text_is_left_alone);
 	RUN(test_records_are_one_printable_line);
+	RUN(test_more_token_shapes);
+	RUN(test_live_secrets_encoded_or_short);
+	RUN(test_scrubbed_before_cut);
 	RUN(test_outside_values_are_shown_only_when_short_and_plain);
 	return tap_done();
 }

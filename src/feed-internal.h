@@ -10,7 +10,10 @@
 #include "keyset.h"
 #include "spool.h"
 
-#define FEED_IDENTITY_LEN 80
+#define FEED_IDENTITY_LEN         80
+#define FEED_DEADLETTER_LOG_MAX   10          /* warnings of single dead letters per poll */
+#define FEED_DEADLETTER_MAX_BYTES (64u << 20) /* rejected-FEED.ndjson stops growing here */
+#define FEED_YIELD_ROWS           4096        /* rows between looks at signals and watchdog */
 
 /* What this process knows of one spool segment, per line number (1-based). */
 enum {
@@ -40,6 +43,8 @@ struct feed {
 	size_t nsegs;
 	struct feed_stats last;
 	uint64_t seed_last_progress;
+	size_t dl_logged, dl_unlogged; /* dead-letter warnings of this poll: said, counted */
+	bool dl_full_said;             /* the dead-letter file's limit was reported */
 };
 
 const char *feed_table(const struct feed *f);

@@ -17,6 +17,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include <openssl/evp.h>
 
 #include "checkpoint.h"
@@ -152,46 +154,89 @@ static const char *api_key_text(const struct feed *f, const json_t *row, char bu
 	return NULL;
 }
 
-/* Append one dead letter {"row","reason","time","stage"} and fsync it: the
- * row leaves the pipeline only once its dead letter is durable. */
-int feed_dead_letter(struct feed *f, const json_t *row, const char *reason, const char *stage)
+/* The warning for one dead letter: the first FEED_DEADLETTER_LOG_MAX of a
+ * poll each get one, the rest are counted and summed up at its end, so that
+ * a flood of bad rows cannot flood the journal. Only the key as the API sent
+ * it may be logged (and only when it is plain): the rest of a sale is
+ * personal data. */
+static void dead_letter_note(struct feed *f, const json_t *row, const char *reason,
+                             const char *stage)
 {
-	/* The key as the API sent it: the one thing about a rejected row that
-	 * may be logged; the rest of a sale is personal data. */
+	if (f->dl_logged >= FEED_DEADLETTER_LOG_MAX) {
+		f->dl_unlogged++;
+		return;
+	}
+	f->dl_logged++;
 	char keybuf[32], shown[LOG_VALUE_MAX];
 	const char *key = api_key_text(f, row, keybuf);
 	log_warning("%s: row %s%s dead-lettered at %s stage: %s", feed_name(f),
 	            key ? "with key " : "without a key",
 	            key ? log_value(key, strlen(key), shown) : "", stage, reason);
-	if (f->env.dry_run)
-		return 0;
+}
 
+/* One dead letter {"row","reason","time","stage"} as an NDJSON line. */
+static int dead_letter_format(const json_t *row, const char *reason, const char *stage,
+                              struct buf *out)
+{
 	char when[32];
 	util_utc_now(when);
 	json_t *o = json_pack("{s:O,s:s,s:s,s:s}", "row", row, "reason", reason, "time", when,
 	                      "stage", stage);
 	char *line = o ? json_dumps(o, JSON_COMPACT | JSON_ENSURE_ASCII) : NULL;
 	json_decref(o);
-	char *path = state_path(f, "rejected-", ".ndjson");
-	int r = -ENOMEM;
-	if (line && path) {
-		int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640);
-		if (fd < 0) {
-			r = -errno;
-		} else {
-			size_t len = strlen(line);
-			line[len] = '\n';
-			r = util_write_all(fd, line, len + 1);
-			if (r == 0 && fsync(fd) < 0)
-				r = -errno;
-			close(fd);
-		}
-		if (r < 0)
-			log_error("%s: cannot write dead letter to %s: %s", feed_name(f), path,
-			          strerror(-r));
-	}
+	int r = line ? buf_puts(out, line) : -ENOMEM;
+	if (r == 0)
+		r = buf_append(out, "\n", 1);
 	free(line);
+	return r;
+}
+
+/* Append dead letters to the file with one write and one fsync: the rows
+ * leave the pipeline only once their dead letters are durable. */
+static int dead_letters_write(struct feed *f, const struct buf *lines)
+{
+	if (f->env.dry_run || lines->len == 0)
+		return 0;
+	char *path = state_path(f, "rejected-", ".ndjson");
+	if (!path)
+		return -ENOMEM;
+	/* No symlink: a link planted in the state directory must not redirect
+	 * the write of a daemon run by hand as root. */
+	int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW, 0640);
+	int r = fd < 0 ? -errno : 0;
+	struct stat st;
+	if (r == 0 && fstat(fd, &st) < 0)
+		r = -errno;
+	if (r == 0 && (uint64_t)st.st_size + lines->len > FEED_DEADLETTER_MAX_BYTES) {
+		r = -EFBIG;
+		if (!f->dl_full_said)
+			log_error(
+			        "%s: %s has reached %u MiB, its limit: rejected rows are held back "
+			        "(and fetched again) until it is moved aside",
+			        feed_name(f), path, FEED_DEADLETTER_MAX_BYTES >> 20);
+		f->dl_full_said = true;
+	} else if (r == 0) {
+		r = util_write_all(fd, lines->data, lines->len);
+		if (r == 0 && fsync(fd) < 0)
+			r = -errno;
+	}
+	if (fd >= 0)
+		close(fd);
+	if (r < 0 && r != -EFBIG)
+		log_error("%s: cannot write dead letters to %s: %s", feed_name(f), path,
+		          strerror(-r));
 	free(path);
+	return r;
+}
+
+int feed_dead_letter(struct feed *f, const json_t *row, const char *reason, const char *stage)
+{
+	struct buf line = {0};
+	dead_letter_note(f, row, reason, stage);
+	int r = f->env.dry_run ? 0 : dead_letter_format(row, reason, stage, &line);
+	if (r == 0)
+		r = dead_letters_write(f, &line);
+	buf_free(&line);
 	return r;
 }
 
@@ -353,6 +398,8 @@ struct page_ctx {
 	bool segment_open;
 	size_t undelivered; /* rejected rows whose dead letter could not be written */
 	bool stopped;       /* on_page failed: a local failure (disk, memory) ends the poll */
+	struct buf dl;      /* this page's dead letters, written at once */
+	json_t *dl_rows;    /* ... and their rows, remembered once written */
 };
 
 static int accept_page(struct page_ctx *pc)
@@ -377,18 +424,44 @@ static int add_page_key(const char *key, size_t len, void *ud)
 	return unrelease(f, key, len);
 }
 
-/* A row leaves through the dead letters, once. */
-static void reject(struct page_ctx *pc, const json_t *row, const char *why, const char *stage)
+/* A row leaves through the dead letters, once: queued here, written with
+ * the page's others by flush_rejects(). */
+static int reject(struct page_ctx *pc, const json_t *row, const char *why, const char *stage)
 {
 	struct feed *f = pc->f;
-	if (feed_dead_letter(f, row, why, stage) == 0) {
+	dead_letter_note(f, row, why, stage);
+	if (f->env.dry_run) {
 		f->last.rejected++;
-		feed_remember_rejected(f, row);
-	} else {
-		/* Neither sent nor dead-lettered: it comes again with the next
-		 * fetch, but this poll did not handle every row. */
-		pc->undelivered++;
+		return 0;
 	}
+	if (!pc->dl_rows && !(pc->dl_rows = json_array()))
+		return -ENOMEM;
+	if (dead_letter_format(row, why, stage, &pc->dl) < 0 ||
+	    json_array_append(pc->dl_rows, (json_t *)row) < 0)
+		return -ENOMEM;
+	return 0;
+}
+
+static void flush_rejects(struct page_ctx *pc)
+{
+	struct feed *f = pc->f;
+	size_t n = json_array_size(pc->dl_rows), i;
+	json_t *row;
+	if (n == 0)
+		return;
+	if (dead_letters_write(f, &pc->dl) == 0) {
+		f->last.rejected += n;
+		json_array_foreach(pc->dl_rows, i, row)
+		{
+			feed_remember_rejected(f, row);
+		}
+	} else {
+		/* Neither sent nor dead-lettered: they come again with the next
+		 * fetch, but this poll did not handle every row. */
+		pc->undelivered += n;
+	}
+	buf_reset(&pc->dl);
+	json_array_clear(pc->dl_rows);
 }
 
 /* The events feed tells the calendar of every event it sees: new, known,
@@ -417,8 +490,8 @@ static int take_row(struct page_ctx *pc, const json_t *api)
 	if (c == -ENOMEM)
 		return c;
 	if (c < 0) {
-		reject(pc, api, why, "coerce");
-		return note_event(pc, api, NULL);
+		int e = reject(pc, api, why, "coerce");
+		return e < 0 ? e : note_event(pc, api, NULL);
 	}
 	int r = note_event(pc, api, bq);
 	const char *key = schema_row_key(f->schema, bq);
@@ -459,14 +532,20 @@ static int on_page(const struct st_page *page, void *ud)
 		if (!raw)
 			r = -ENOMEM;
 		else if (!feed_is_rejected(f, raw))
-			reject(pc, raw, page->bad[i].why, "parse");
+			r = reject(pc, raw, page->bad[i].why, "parse");
 		json_decref(raw);
 	}
 	json_array_foreach(page->rows, i, api)
 	{
 		if (r == 0)
 			r = take_row(pc, api);
+		/* A page of many thousand rows: stay responsive to SIGTERM and
+		 * keep the watchdog fed. */
+		if (r == 0 && (i + 1) % FEED_YIELD_ROWS == 0 && f->env.loop &&
+		    loop_poll_signals(f->env.loop))
+			r = -ECANCELED;
 	}
+	flush_rejects(pc);
 	if (r == 0 && f->env.dry_run) {
 		if (pc->ndjson.len &&
 		    fwrite(pc->ndjson.data, 1, pc->ndjson.len, f->env.dry_out) != pc->ndjson.len)
@@ -600,6 +679,8 @@ int feed_poll(struct feed *f, struct feed_stats *st)
 	struct page_ctx pc = {.f = f};
 
 	f->last = (struct feed_stats){0};
+	f->dl_logged = f->dl_unlogged = 0;
+	f->dl_full_said = false;
 	if (!f->env.dry_run) {
 		r = feed_open_spool(f);
 		if (r < 0)
@@ -616,6 +697,8 @@ int feed_poll(struct feed *f, struct feed_stats *st)
 			r = r ? r : -ENOMEM;
 	}
 	buf_free(&pc.ndjson);
+	buf_free(&pc.dl);
+	json_decref(pc.dl_rows);
 	keyset_free(pc.page_keys);
 
 	/* Whatever the fetch did, rows already spooled are sent. */
@@ -629,6 +712,9 @@ int feed_poll(struct feed *f, struct feed_stats *st)
 		if (r == 0)
 			r = -EIO;
 	}
+	if (f->dl_unlogged)
+		log_warning("%s: %zu more rows dead-lettered in this poll (see rejected-%s.ndjson)",
+		            feed_name(f), f->dl_unlogged, feed_name(f));
 out:
 	f->last.error = r;
 	f->last.duration_ms = util_now_ms() - start;

@@ -191,6 +191,24 @@ def test_a_hostile_page_cannot_take_the_memory():
         assert usage.ru_maxrss < 150 * 1024, f"peak RSS {usage.ru_maxrss // 1024} MiB"
 
 
+def test_a_flood_of_dead_letters_is_summed_up():
+    """20 000 rows without a key on one page: one write, ten warnings and a sum."""
+    with Workdir("dlflood") as w:
+        g, s, cfg = setup(w, **{"seetickets.page_size": "0"})
+        s.post("/_fake/config", {"default_limit": 100000})
+        rc, out, err = run_once(w.path, cfg, "--once", "--feed", "events")
+        assert rc == 0, (rc, err[-2000:])
+        ev = str(s.truth("events")[0]["id"])
+        s.post("/_fake/bad_rows", {"sales": [{"eventId": ev, "n": i} for i in range(20000)]})
+        rc, out, err = run_once(w.path, cfg, "--once", "--feed", "sales")
+        assert rc == 0, (rc, err[-2000:])
+        warned = [l for l in err.splitlines() if "dead-lettered at coerce stage" in l]
+        assert len(warned) == 10, len(warned)
+        assert "19990 more rows dead-lettered in this poll" in err, err[-2000:]
+        with open(os.path.join(w.path, "state", "rejected-sales.ndjson")) as f:
+            assert sum(1 for _ in f) == 20000
+
+
 if __name__ == "__main__":
     tap = Tap()
     for t in (test_the_metadata_token_never_goes_through_a_proxy,
@@ -198,6 +216,7 @@ if __name__ == "__main__":
               test_a_bad_gce_metadata_host_is_a_configuration_error,
               test_keys_cannot_forge_or_flood_log_records,
               test_secrets_are_kept_out_of_core_dumps,
-              test_a_hostile_page_cannot_take_the_memory):
+              test_a_hostile_page_cannot_take_the_memory,
+              test_a_flood_of_dead_letters_is_summed_up):
         tap.run(t)
     tap.done()

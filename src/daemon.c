@@ -14,7 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <sysexits.h>
 #include <unistd.h>
 
@@ -190,9 +192,20 @@ static int lock_state_dir(struct daemon *d)
 		          strerror(-r));
 		return r;
 	}
+	/* Root running the daemon by hand would write files the service user
+	 * can no longer replace, and would follow links that user planted. */
+	struct stat st;
+	if (geteuid() == 0 && stat(d->cfg->state_dir, &st) == 0 && st.st_uid != 0) {
+		struct passwd *pw = getpwuid(st.st_uid);
+		log_error("the state directory %s belongs to %s, not root: run the daemon as that "
+		          "user, e.g. runuser -u %s -- seetickets-bq ...",
+		          d->cfg->state_dir, pw ? pw->pw_name : "another user",
+		          pw ? pw->pw_name : "seetickets-bq");
+		return -EINVAL;
+	}
 	if (asprintf(&path, "%s/lock", d->cfg->state_dir) < 0)
 		return -ENOMEM;
-	d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0640);
+	d->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0640);
 	if (d->lock_fd < 0 || flock(d->lock_fd, LOCK_EX | LOCK_NB) < 0) {
 		r = -errno;
 		log_error("%s: %s", path,

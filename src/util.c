@@ -125,7 +125,13 @@ int util_write_file_atomic(const char *path, const void *data, size_t len, mode_
 		r = -ENOMEM;
 		goto out;
 	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	/* A fresh file of our own: a leftover of a crash is removed, and a
+	 * symlink planted in its place is neither followed nor reused. */
+	if (unlink(tmp) < 0 && errno != ENOENT) {
+		r = -errno;
+		goto out;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, mode);
 	if (fd < 0) {
 		r = -errno;
 		goto out;

@@ -6,7 +6,7 @@ import os
 import socket
 import threading
 
-from harness import API_KEY, Daemon, Tap, Workdir, run_once, write_config
+from harness import API_KEY, Daemon, SkipTest, Tap, Workdir, run_once, write_config
 from test_pipeline import setup
 
 
@@ -209,6 +209,37 @@ def test_a_flood_of_dead_letters_is_summed_up():
             assert sum(1 for _ in f) == 20000
 
 
+def test_state_files_are_not_opened_through_symlinks():
+    with Workdir("symlinks") as w:
+        g, s, cfg = setup(w)
+        once_ok_events = run_once(w.path, cfg, "--once", "--feed", "events")
+        assert once_ok_events[0] == 0, once_ok_events[2][-2000:]
+        victim = os.path.join(w.path, "victim")
+        with open(victim, "w") as f:
+            f.write("precious\n")
+        os.symlink(victim, os.path.join(w.path, "state", "rejected-sales.ndjson"))
+        ev = str(s.truth("events")[0]["id"])
+        s.post("/_fake/bad_rows", {"sales": [{"uniqueCode": "BADSOLD9", "sold": "x",
+                                              "eventId": ev}]})
+        rc, out, err = run_once(w.path, cfg, "--once")
+        assert rc == 75, (rc, err[-2000:])
+        assert open(victim).read() == "precious\n"
+        assert "cannot write dead letters" in err, err[-2000:]
+
+
+def test_root_refuses_a_state_directory_of_another_user():
+    if os.geteuid() != 0:
+        raise SkipTest("needs root")
+    with Workdir("rootstate") as w:
+        g, s, cfg = setup(w)
+        state = os.path.join(w.path, "state")
+        os.makedirs(state)
+        os.chown(state, 65534, 65534)
+        rc, out, err = run_once(w.path, cfg, "--once")
+        assert rc == 78, (rc, err[-2000:])
+        assert "runuser -u" in err, err[-2000:]
+
+
 if __name__ == "__main__":
     tap = Tap()
     for t in (test_the_metadata_token_never_goes_through_a_proxy,
@@ -217,6 +248,8 @@ if __name__ == "__main__":
               test_keys_cannot_forge_or_flood_log_records,
               test_secrets_are_kept_out_of_core_dumps,
               test_a_hostile_page_cannot_take_the_memory,
-              test_a_flood_of_dead_letters_is_summed_up):
+              test_a_flood_of_dead_letters_is_summed_up,
+              test_state_files_are_not_opened_through_symlinks,
+              test_root_refuses_a_state_directory_of_another_user):
         tap.run(t)
     tap.done()

@@ -51,6 +51,33 @@ static void test_atomic_write_replaces_whole_file(void)
 	rmdir(dir);
 }
 
+/* A symlink planted where the temporary file goes is not followed: the file
+ * it points to keeps its content, and the write lands where it should. */
+static void test_atomic_write_does_not_follow_a_planted_link(void)
+{
+	char dir[] = "/tmp/stbq-util-XXXXXX";
+	CHECK(mkdtemp(dir) != NULL);
+	char path[256], tmp[300], victim[256];
+	snprintf(path, sizeof(path), "%s/f", dir);
+	snprintf(tmp, sizeof(tmp), "%s.tmp.%ld", path, (long)getpid());
+	snprintf(victim, sizeof(victim), "%s/victim", dir);
+	CHECK_INT(util_write_file_atomic(victim, "precious", 8, 0600), 0);
+	CHECK_INT(symlink(victim, tmp), 0);
+	CHECK_INT(util_write_file_atomic(path, "data", 4, 0600), 0);
+	char *data = NULL;
+	size_t len = 0;
+	CHECK_INT(util_read_file(victim, 100, &data, &len), 0);
+	CHECK_STR(data, "precious");
+	free(data);
+	CHECK_INT(util_read_file(path, 100, &data, &len), 0);
+	CHECK_STR(data, "data");
+	free(data);
+	unlink(path);
+	unlink(victim);
+	unlink(tmp);
+	rmdir(dir);
+}
+
 static void test_mkdir_p_creates_nested_directories(void)
 {
 	char dir[] = "/tmp/stbq-util-XXXXXX";
@@ -99,6 +126,7 @@ int main(void)
 {
 	RUN(test_buf_grows_and_stays_terminated);
 	RUN(test_atomic_write_replaces_whole_file);
+	RUN(test_atomic_write_does_not_follow_a_planted_link);
 	RUN(test_mkdir_p_creates_nested_directories);
 	RUN(test_secbuf_header_and_equality);
 	RUN(test_monotonic_clock_moves_forward);

@@ -22,10 +22,12 @@
 #define FEED_SEED_PROGRESS_MS 5000     /* a progress record every 5 s while seeding */
 #define FEED_SEED_EXTEND_USEC 30000000 /* EXTEND_TIMEOUT_USEC sent with each progress */
 #define FEED_DATE_OVERLAP_S   3600     /* date-filter windows overlap; keys remove repeats */
-/* insertId de-duplication lasts about a minute: a streaming batch whose
- * outcome has been unknown for longer is checked against the table (one
- * query) before it is sent again. STBQ_DEDUP_TRUST_MS overrides it for tests
- * that shorten the fake's window. */
+/* insertId de-duplication lasts about a minute; the daemon trusts it for
+ * this long. One send call spans at most half of it, and a streaming batch
+ * whose outcome has been unknown for half of it is checked against the table
+ * (one query) before it is sent again, so every send of a row starts within
+ * this of its first. STBQ_DEDUP_TRUST_MS overrides it for tests that shorten
+ * the fake's window. */
 #define FEED_DEDUP_TRUST_MS 50000
 
 enum feed_kind { FEED_EVENTS, FEED_SALES };

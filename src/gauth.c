@@ -3,6 +3,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -386,13 +387,18 @@ static int load_authorized_user(struct gauth *g, json_t *root, const char *path,
 
 /* Into one buffer of the maximum size: a buffer grown by realloc would leave
  * copies of the private key behind in freed memory. */
-static int read_key_file(const char *path, char **out, size_t *out_len)
+static int read_key_file(const char *path, char **out, size_t *out_len, char *why, size_t len)
 {
 	size_t n = 0;
 	int r = 0;
 	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
 		return -errno;
+	/* A service-account key is as secret as the API key. */
+	if ((r = util_check_private_file(fd, path, why, len)) < 0) {
+		close(fd);
+		return r;
+	}
 	char *data = malloc(GAUTH_MAX_KEY_FILE + 1);
 	if (!data) {
 		close(fd);
@@ -433,10 +439,13 @@ static int load_key_file(struct gauth *g, const char *path, const char *origin, 
 	size_t n = 0;
 	json_error_t je;
 	json_t *root = NULL;
-	int r = read_key_file(path, &data, &n);
+	char why[PATH_MAX + 160];
+	int r = read_key_file(path, &data, &n, why, sizeof(why));
 	if (r < 0) {
 		snprintf(err, len, "credentials file %s%s: %s", path, origin,
-		         r == -EFBIG ? "larger than 64 KiB, not a key file" : strerror(-r));
+		         r == -EFBIG   ? "larger than 64 KiB, not a key file"
+		         : r == -EPERM ? why
+		                       : strerror(-r));
 		return r;
 	}
 	gapi_json_secret_begin();

@@ -2,6 +2,7 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -80,12 +81,13 @@ static int read_key_file(const char *path, const char *what, bool check_mode, un
 		goto out;
 	}
 	/* The Debian package installs key files root:seetickets-bq 0640, so group
-	 * read is how the service user gets the key; only access for every user
-	 * (mode & 007) is a mistake worth a warning. */
-	if (check_mode && (st.st_mode & 007))
-		log_warning("See Tickets API key file %s is accessible to every user (mode %04o); "
-		            "run: chmod o-rwx %s",
-		            path, (unsigned)(st.st_mode & 07777), path);
+	 * read is how the service user gets the key; access for every user, or
+	 * an owner who could swap the key, is refused. */
+	char why[PATH_MAX + 160];
+	if (check_mode && (r = util_check_private_file(fd, path, why, sizeof(why))) < 0) {
+		log_error("See Tickets API key from %s: %s", what, why);
+		goto out;
+	}
 	data = malloc(SECRET_MAX_BYTES + 1);
 	if (!data) {
 		r = -ENOMEM;

@@ -162,6 +162,40 @@ out:
 	return r;
 }
 
+static uid_t overflow_uid(void)
+{
+	char *data = NULL;
+	uid_t u = 65534;
+	if (util_read_file("/proc/sys/fs/overflowuid", 32, &data, NULL) == 0)
+		u = (uid_t)strtoul(data, NULL, 10);
+	free(data);
+	return u;
+}
+
+int util_check_private_file(int fd, const char *path, char *why, size_t len)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		snprintf(why, len, "%s: cannot stat: %s", path, strerror(errno));
+		return -errno;
+	}
+	if (st.st_mode & 007) {
+		snprintf(why, len,
+		         "%s is open to every user (mode %04o); it holds a secret: run chmod o-rwx "
+		         "%s",
+		         path, (unsigned)(st.st_mode & 07777), path);
+		return -EPERM;
+	}
+	if (st.st_uid != 0 && st.st_uid != geteuid() && st.st_uid != overflow_uid()) {
+		snprintf(why, len,
+		         "%s belongs to uid %u, neither root nor this user: another account could "
+		         "replace the secret; run chown root %s",
+		         path, (unsigned)st.st_uid, path);
+		return -EPERM;
+	}
+	return 0;
+}
+
 int util_read_file(const char *path, size_t max, char **out, size_t *len)
 {
 	struct buf b = {0};

@@ -33,6 +33,11 @@ int util_write_file_atomic(const char *path, const void *data, size_t len, mode_
 /* Read a whole file (at most max bytes) into a new NUL-terminated buffer. */
 int util_read_file(const char *path, size_t max, char **out, size_t *len);
 int util_mkdir_p(const char *path, mode_t mode); /* 0 or -errno */
+/* A file that holds a secret (fd open on it, path for the message) must not
+ * be open to every user and must belong to root or to this user (or to the
+ * overflow uid, which is how root's files look under systemd's
+ * PrivateUsers=). 0, or -EPERM with the problem and its fix in why. */
+int util_check_private_file(int fd, const char *path, char *why, size_t len);
 
 uint64_t util_now_ms(void);     /* CLOCK_MONOTONIC in milliseconds */
 uint64_t util_now_us(void);     /* CLOCK_MONOTONIC in microseconds */

@@ -144,6 +144,7 @@ class GoogleFake(Fake):
         self.sa_file = os.path.join(workdir, "sa.json")
         with open(self.sa_file, "w") as f:
             json.dump(key, f)
+        os.chmod(self.sa_file, 0o600)  # the daemon refuses a key file open to all
 
     def reset(self):
         """Datasets, tables, jobs, secrets and settings back to how they were at start, no

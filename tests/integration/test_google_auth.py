@@ -340,6 +340,7 @@ def test_unsupported_key_file_type_is_refused_at_start(ctx):
     path = os.path.join(ctx.tmp, "ext.json")
     with open(path, "w") as f:
         json.dump({"type": "external_account", "audience": "x"}, f)
+    os.chmod(path, 0o600)
     r = probe(ctx, "--credentials", path)
     check(r.rc == 1 and r.source.get("ok") is False, "refused", r)
     check("external_account" in r.source["error"] and path in r.source["error"], "message", r)

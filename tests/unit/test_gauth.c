@@ -22,8 +22,8 @@
 #include "tap.h"
 #include "util.h"
 
-#define TOKEN_URI  "http://127.0.0.1:9/token"
-#define EMAIL      "sa-test@proj.iam.gserviceaccount.com"
+#define TOKEN_URI "http://127.0.0.1:9/token"
+#define EMAIL     "sa-test@proj.iam.gserviceaccount.com"
 /* What Google's token endpoint (and google-auth) want as the JWT's aud, whatever token_uri is.
  * Spelled out rather than GAUTH_JWT_AUDIENCE, so that the test pins the value. */
 #define GOOGLE_AUD "https://oauth2.googleapis.com/token"
@@ -324,6 +324,20 @@ static void test_service_account_file_is_described_by_email_and_path(void)
 	free(path);
 }
 
+static void test_a_key_file_open_to_every_user_is_refused(void)
+{
+	char *json = sa_json(NULL, pem_text(), "service_account");
+	char *path = write_file("sa-open.json", json);
+	char err[600] = "";
+	CHECK_INT(chmod(path, 0644), 0);
+	struct gauth *g = new_with(path, err, sizeof(err));
+	CHECK(g == NULL);
+	CHECK(strstr(err, "chmod o-rwx") != NULL);
+	CHECK(!mentions_key(err));
+	free(json);
+	free(path);
+}
+
 static void test_key_file_errors_name_file_and_field_never_the_key(void)
 {
 	static const struct {
@@ -518,8 +532,8 @@ static void one_shot_serve(int lfd, int out)
 	if (write(out, req, n) < 0)
 		_exit(1);
 	close(out);
-	static const char body[] =
-	        "{\"access_token\":\"" ONE_SHOT_TOKEN "\",\"expires_in\":3599,\"token_type\":\"Bearer\"}";
+	static const char body[] = "{\"access_token\":\"" ONE_SHOT_TOKEN
+	                           "\",\"expires_in\":3599,\"token_type\":\"Bearer\"}";
 	char reply[512];
 	int m = snprintf(reply, sizeof(reply),
 	                 "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
@@ -570,8 +584,7 @@ static char *one_shot_finish(struct one_shot *s)
 		buf_append(&got, chunk, (size_t)k);
 	close(s->pipe_rd);
 	int status = 0;
-	if (waitpid(s->pid, &status, 0) != s->pid || !WIFEXITED(status) ||
-	    WEXITSTATUS(status) != 0)
+	if (waitpid(s->pid, &status, 0) != s->pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
 		printf("# one-shot token endpoint: wait status %d\n", status);
 	if (!got.data)
 		buf_puts(&got, "");
@@ -791,6 +804,7 @@ int main(void)
 	}
 	http_global_init();
 	log_set_sink(count_sink, NULL);
+	RUN(test_a_key_file_open_to_every_user_is_refused);
 	RUN(test_jwt_is_rs256_signed_and_verifies_with_the_public_key);
 	RUN(test_jwt_signature_is_sized_from_a_larger_key);
 	RUN(test_jwt_refuses_a_non_rsa_or_garbled_key);

@@ -148,25 +148,35 @@ static void test_unreadable_key_file_is_an_error(void)
 	free(path);
 }
 
-static void test_world_readable_key_file_warns_group_readable_does_not(void)
+/* A key file open to every user is refused, naming the fix (it used to be
+ * only a warning); group-readable is how the package installs it. */
+static void test_world_readable_key_file_is_refused_group_readable_is_not(void)
 {
 	char *path = key_file("open", KEY "\n", 0644);
 	struct config c = file_config(path);
 	struct secbuf *k = NULL;
 	reset_log();
-	CHECK_INT(secret_load(&c, NULL, NULL, NULL, &k), 0);
-	CHECK(key_is(k, KEY));
-	CHECK_INT(warnings, 1);
+	CHECK_INT(secret_load(&c, NULL, NULL, NULL, &k), -EPERM);
+	CHECK(k == NULL);
 	CHECK(strstr(logged.data, path) != NULL && strstr(logged.data, "0644") != NULL);
+	CHECK(strstr(logged.data, "chmod o-rwx") != NULL);
 	CHECK(strstr(logged.data, KEY) == NULL);
-	secbuf_free(k);
 
-	/* 0640 root:seetickets-bq is how the package installs it: no warning. */
+	/* 0640 root:seetickets-bq is how the package installs it: accepted. */
 	CHECK_INT(chmod(path, 0640), 0);
 	reset_log();
 	CHECK_INT(secret_load(&c, NULL, NULL, NULL, &k), 0);
+	CHECK(key_is(k, KEY));
 	CHECK_INT(warnings, 0);
 	secbuf_free(k);
+
+	/* Owned by another user who is not root: refused. */
+	if (geteuid() == 0) {
+		CHECK_INT(chown(path, 1234, 0), 0);
+		reset_log();
+		CHECK_INT(secret_load(&c, NULL, NULL, NULL, &k), -EPERM);
+		CHECK(strstr(logged.data, "uid 1234") != NULL);
+	}
 	free(path);
 }
 
@@ -270,7 +280,7 @@ int main(void)
 	RUN(test_key_with_two_lines_is_refused_without_echoing_it);
 	RUN(test_missing_key_file_names_the_path);
 	RUN(test_unreadable_key_file_is_an_error);
-	RUN(test_world_readable_key_file_warns_group_readable_does_not);
+	RUN(test_world_readable_key_file_is_refused_group_readable_is_not);
 	RUN(test_oversized_key_file_is_refused);
 	RUN(test_credential_is_read_from_credentials_directory);
 	RUN(test_secret_manager_without_credentials_is_refused);

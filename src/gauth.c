@@ -684,6 +684,7 @@ static int post_form(struct gauth *g, const struct codec_form_field *f, size_t n
 	        .body = (const char *)secbuf_expose(body),
 	        .body_len = secbuf_len(body),
 	        .content_type = "application/x-www-form-urlencoded",
+	        .secret_reply = true,
 	};
 	int r = http_send(g->http, &req, resp, g->policy, token_reason);
 	secbuf_free(body);
@@ -734,6 +735,7 @@ static int request_metadata(struct gauth *g, struct http_response *resp)
 	        /* The metadata server speaks only plain http, on the VM itself. */
 	        .plain_http = true,
 	        .no_proxy = true,
+	        .secret_reply = true,
 	};
 	return http_send(g->http, &req, resp, g->policy, token_reason);
 }

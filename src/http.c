@@ -52,6 +52,7 @@ struct xfer {
 	struct buf headers;
 	size_t cap;
 	bool head;
+	bool secret;       /* the body holds a secret: one buffer, no realloc */
 	long block_status; /* status of the header block being received */
 	int abort_reason;  /* why a callback stopped the transfer: -EFBIG, -ECANCELED, -ENOMEM */
 	bool header_overflow;
@@ -127,7 +128,7 @@ void http_response_reset(struct http_response *r)
 {
 	/* Bodies may hold access tokens (token endpoint, Secret Manager). */
 	if (r->body.data)
-		util_wipe(r->body.data, r->body.len);
+		util_wipe(r->body.data, r->body.cap);
 	buf_free(&r->body);
 	free(r->headers);
 	memset(r, 0, sizeof(*r));
@@ -431,6 +432,10 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
 		x->abort_reason = -EFBIG;
 		return 0;
 	}
+	if (x->secret && !b->data && buf_reserve(b, x->cap + 1) < 0) {
+		x->abort_reason = -ENOMEM;
+		return 0;
+	}
 	if (buf_append(b, data, n) < 0) {
 		x->abort_reason = -ENOMEM;
 		return 0;
@@ -632,6 +637,9 @@ int http_perform(struct http_client *c, const struct http_request *req, struct h
 	}
 
 	x.cap = req->max_response_bytes ? req->max_response_bytes : c->max_response_bytes;
+	x.secret = req->secret_reply;
+	if (x.secret && x.cap > HTTP_SECRET_REPLY_MAX)
+		x.cap = HTTP_SECRET_REPLY_MAX;
 	x.head = strcmp(method, "HEAD") == 0;
 
 	/* Reset drops every option of the last request but keeps its connections. */

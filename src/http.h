@@ -17,9 +17,12 @@
 #include "secbuf.h"
 #include "util.h"
 
-#define HTTP_CONNECT_TIMEOUT_S  10
-#define HTTP_LOW_SPEED_BYTES    1                           /* abort if slower than this ...     */
-#define HTTP_LOW_SPEED_TIME_S   30                          /* ... for this long                 */
+#define HTTP_CONNECT_TIMEOUT_S 10
+#define HTTP_LOW_SPEED_BYTES   1  /* abort if slower than this ...     */
+#define HTTP_LOW_SPEED_TIME_S  30 /* ... for this long                 */
+#define HTTP_SECRET_REPLY_MAX                                                                      \
+	(128u                                                                                      \
+	 << 10) /* a token or secret reply (Secret Manager payloads reach 64 KiB, 88 KB in base64); sized at once */
 #define HTTP_LOOPBACK_HOSTS     "localhost,127.0.0.0/8,::1" /* never proxied */
 #define HTTP_BACKOFF_BASE_MS    1000                        /* first retry waits about 1 s       */
 #define HTTP_BACKOFF_CAP_MS     59000                       /* each wait capped below 60 s       */
@@ -57,6 +60,10 @@ struct http_request {
 	/* Never through a proxy: the metadata server's token would travel in
 	 * clear through it (and a proxy could forge one). */
 	bool no_proxy;
+	/* The reply holds a secret (a token, a key): its buffer is sized once at
+	 * max_response_bytes (keep that small, HTTP_SECRET_REPLY_MAX) so that no
+	 * realloc leaves an unwiped copy behind; it is wiped when freed. */
+	bool secret_reply;
 };
 
 struct http_response {

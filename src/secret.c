@@ -342,7 +342,7 @@ static int load_secret_manager(const struct config *cfg, struct gauth *g, struct
 		log_error("See Tickets API key from %s: out of memory", what);
 		return -ENOMEM;
 	}
-	struct http_request req = {.method = "GET", .url = url};
+	struct http_request req = {.method = "GET", .url = url, .secret_reply = true};
 	r = gapi_call(g, http, &req, &resp, policy);
 	if (r == 0)
 		r = decode_payload(&resp, what, out, out_len);

@@ -40,6 +40,12 @@ def deny_sales_inserts(g):
         {"reason": "accessDenied", "message": "denied"}]}}}, path="sales/insertAll", times=0)
 
 
+def reject_first_sale(g):
+    """BigQuery refuses the first row of the next sales insertAll as invalid."""
+    g.fault({"insert_errors": [{"index": 0, "reason": "invalid", "message": "bad value"}]},
+            path="sales/insertAll", times=1)
+
+
 def iso(ts):
     return datetime.datetime.fromtimestamp(ts, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -202,8 +208,7 @@ def test_a_row_bigquery_rejected_takes_its_corrected_version_without_a_restart()
     with Workdir("corrected") as w:
         g, s, cfg = setup(w)
         once_ok(w, cfg, "--feed", "events")
-        g.fault({"insert_errors": [{"index": 0, "reason": "invalid", "message": "bad value"}]},
-                path="sales/insertAll", times=1)
+        reject_first_sale(g)
         d = w.add(Daemon(w.path, cfg))
         wait_for(lambda: dead_letters(w, "sales"), 30, "a dead letter")
         key = dead_letters(w, "sales")[0]["row"]["uniqueCode"]
@@ -238,8 +243,7 @@ def test_a_restart_does_not_send_rows_bigquery_rejected():
     with Workdir("rescan") as w:
         g, s, cfg = setup(w)
         once_ok(w, cfg, "--feed", "events")
-        g.fault({"insert_errors": [{"index": 0, "reason": "invalid", "message": "bad value"}]},
-                path="sales/insertAll", times=1)
+        reject_first_sale(g)
         deny_sales_inserts(g)
         rc, out, err = run_once(w.path, cfg, "--once")
         assert rc == 75, (rc, err[-2000:])

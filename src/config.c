@@ -1139,8 +1139,19 @@ static int check_includes(const char *file, const char *include_dir, int depth, 
 	size_t cap = 0;
 	unsigned lineno = 0;
 	int bad = 0;
-	while (getline(&line, &cap, in) > 0) {
+	ssize_t got;
+	while ((got = getline(&line, &cap, in)) > 0) {
 		lineno++;
+		/* libconfig's scanner reads a NUL as the end of a name: an @include
+		 * of "" opens the directory, and reading that stream makes flex
+		 * call exit(). No text configuration holds a NUL. */
+		if (memchr(line, '\0', (size_t)got)) {
+			if (buf_printf(eb, "%s:%u: the file holds a NUL byte\n", file, lineno) < 0)
+				bad = -ENOMEM;
+			else
+				bad = bad ? bad : -EINVAL;
+			continue;
+		}
 		const char *p = line + strspn(line, " \t");
 		if (strncmp(p, "@include", 8) != 0)
 			continue;

@@ -1129,12 +1129,38 @@ static int check_readable(const char *path)
  * running daemon on a bad reload. So every @include, nested ones too, is
  * checked first: it must name a readable regular file. */
 #define CONFIG_MAX_INCLUDE_DEPTH 10 /* libconfig's own limit */
+#define CONFIG_MAX_INCLUDES      64 /* @include directives in all the files together */
+
+/* The files on the way to the one being checked, and the @includes seen: a
+ * file that includes itself, directly or not, would make libconfig read it
+ * again at every level up to its depth limit, a fan-out of a few includes
+ * per file growing into minutes of parsing on a reload. */
+struct include_walk {
+	dev_t dev[CONFIG_MAX_INCLUDE_DEPTH + 1];
+	ino_t ino[CONFIG_MAX_INCLUDE_DEPTH + 1];
+	unsigned total;
+};
+
+static int check_includes_in(const char *file, const char *include_dir, int depth,
+                             struct include_walk *w, struct buf *eb);
 
 static int check_includes(const char *file, const char *include_dir, int depth, struct buf *eb)
+{
+	struct include_walk w = {0};
+	return check_includes_in(file, include_dir, depth, &w, eb);
+}
+
+static int check_includes_in(const char *file, const char *include_dir, int depth,
+                             struct include_walk *w, struct buf *eb)
 {
 	FILE *in = fopen(file, "re");
 	if (!in)
 		return 0; /* libconfig reports an unreadable file itself */
+	struct stat self;
+	if (fstat(fileno(in), &self) == 0 && depth <= CONFIG_MAX_INCLUDE_DEPTH) {
+		w->dev[depth] = self.st_dev;
+		w->ino[depth] = self.st_ino;
+	}
 	char *line = NULL;
 	size_t cap = 0;
 	unsigned lineno = 0;
@@ -1187,6 +1213,11 @@ static int check_includes(const char *file, const char *include_dir, int depth, 
 			why = strerror(errno);
 		else if (depth + 1 >= CONFIG_MAX_INCLUDE_DEPTH)
 			why = "includes nested too deeply";
+		else if (++w->total > CONFIG_MAX_INCLUDES)
+			why = "too many @include directives";
+		for (int k = 0; !why && k <= depth; k++)
+			if (w->dev[k] == st.st_dev && w->ino[k] == st.st_ino)
+				why = "includes itself";
 		if (why) {
 			if (buf_printf(eb, "%s:%u: @include: \"%.*s\": %s\n", file, lineno,
 			               (int)(p - name), name, why) < 0)
@@ -1194,7 +1225,7 @@ static int check_includes(const char *file, const char *include_dir, int depth, 
 			else
 				bad = bad ? bad : -EINVAL;
 		} else {
-			int r = check_includes(target, include_dir, depth + 1, eb);
+			int r = check_includes_in(target, include_dir, depth + 1, w, eb);
 			if (r < 0 && !bad)
 				bad = r;
 		}

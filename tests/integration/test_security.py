@@ -188,7 +188,13 @@ def test_a_hostile_page_cannot_take_the_memory():
             p.returncode = os.waitstatus_to_exitcode(status)
         text = open(os.path.join(w.path, "err")).read()
         assert p.returncode == 69, (p.returncode, text[-2000:])
-        assert usage.ru_maxrss < 150 * 1024, f"peak RSS {usage.ru_maxrss // 1024} MiB"
+        assert "JSON values, more than the" in text, text[-2000:]
+        # AddressSanitizer's shadow memory and quarantine make RSS meaningless;
+        # the plain build (scripts/test runs both) holds the bound.
+        asan = "libasan" in subprocess.run(["ldd", STBQ_BIN], capture_output=True,
+                                           text=True).stdout
+        if not asan:
+            assert usage.ru_maxrss < 150 * 1024, f"peak RSS {usage.ru_maxrss // 1024} MiB"
 
 
 def test_a_flood_of_dead_letters_is_summed_up():

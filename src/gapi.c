@@ -61,6 +61,7 @@ static void safe_copy(const char *text, char *buf, size_t len)
 {
 	char tmp[GAPI_MAX_MESSAGE + 4];
 	log_scrub_copy(text, tmp, sizeof(tmp));
+	log_mask_quoted(tmp); /* Google may quote the value it refused */
 	size_t max = len - 1 < GAPI_MAX_MESSAGE ? len - 1 : GAPI_MAX_MESSAGE;
 	if (strlen(tmp) > max && max >= 3)
 		snprintf(buf, len, "%.*s...", (int)(max - 3), tmp);

@@ -235,6 +235,29 @@ void log_scrub(char *text)
 	scrub_jwts(text);
 }
 
+void log_mask_quoted(char *text)
+{
+	char *w = text;
+	for (const char *p = text; *p;) {
+		bool quote =
+		        *p == '"' || (*p == '\'' && (p == text || !isalnum((unsigned char)p[-1])));
+		const char *end = quote ? strchr(p + 1, *p) : NULL;
+		if (quote && end && end - p >= 4) {
+			/* "..." is never longer than what it replaces: in place is safe. */
+			char q = *p;
+			*w++ = q;
+			*w++ = '.';
+			*w++ = '.';
+			*w++ = '.';
+			*w++ = q;
+			p = end + 1;
+			continue;
+		}
+		*w++ = *p++;
+	}
+	*w = '\0';
+}
+
 void log_scrub_copy(const char *text, char *out, size_t len)
 {
 	char *tmp = strdup(text ? text : "");

@@ -39,6 +39,10 @@ void log_lines(int prio, const char *text);
 /* Scrub a formatted record in place (exported for tests and the HTTP layer's
  * error bodies): live secrets, "Bearer x", "ya29.x", JWT-shaped strings. */
 void log_scrub(char *text);
+/* Replace what stands in quotes ("x" or 'x', an apostrophe inside a word
+ * excepted) by "...": an error text from a server may quote the value it
+ * refused, and that value may be personal data. In place. */
+void log_mask_quoted(char *text);
 /* Copy text into out (len bytes), scrubbed before it is cut, so that a
  * secret cut at the edge is still recognised; control characters become
  * spaces. */

@@ -187,6 +187,13 @@ static void test_scrubbed_before_cut(void)
 	secbuf_free(k);
 }
 
+static void test_quoted_values_are_masked(void)
+{
+	char t[] = "Invalid value \"SW1A 1AA\" for 'postCode', don't; \"ab\" kept";
+	log_mask_quoted(t);
+	CHECK_STR(t, "Invalid value \"...\" for '...', don't; \"ab\" kept");
+}
+
 int main(void)
 {
 	log_set_sink(capture, NULL);
@@ -201,6 +208,7 @@ int main(void)
 	RUN(test_more_token_shapes);
 	RUN(test_live_secrets_encoded_or_short);
 	RUN(test_scrubbed_before_cut);
+	RUN(test_quoted_values_are_masked);
 	RUN(test_outside_values_are_shown_only_when_short_and_plain);
 	return tap_done();
 }

@@ -52,6 +52,7 @@ Environment:
 import base64
 import concurrent.futures
 import copy
+import http.client
 import ctypes
 import datetime as dt
 import json
@@ -674,7 +675,9 @@ class Schedule:
                         break
                     time.sleep(0.05)
                     continue
-                except (urllib.error.URLError, OSError, ValueError, KeyError):
+                except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError,
+                        KeyError):
+                    # Its own faults (a truncated answer) hit the checker's asks too.
                     time.sleep(0.05)
                     continue
                 if state == "DONE":

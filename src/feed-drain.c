@@ -250,20 +250,20 @@ static int drain_flush(struct drain *d)
 {
 	struct feed *f = d->f;
 	struct segstate *s = d->seg;
-	size_t todo = 0;
+	size_t unsent = 0;
 	int r = 0;
 	for (size_t i = 0; i < d->n; i++)
-		todo += !d->was_done[i];
-	if (todo > 0 && !s->load && s->unknown_since_ms &&
+		unsent += !d->was_done[i];
+	if (unsent > 0 && !s->load && s->unknown_since_ms &&
 	    util_now_ms() - s->unknown_since_ms >= f->env.trust_ms / 2) {
 		r = verify_unknown(d);
-		todo = 0;
+		unsent = 0;
 		for (size_t i = 0; i < d->n; i++)
-			todo += !d->was_done[i];
+			unsent += !d->was_done[i];
 	}
-	if (r < 0 || todo == 0) {
+	if (r < 0 || unsent == 0) {
 		if (r < 0)
-			d->pending += todo;
+			d->pending += unsent;
 		drain_reset(d);
 		return r;
 	}
@@ -275,10 +275,10 @@ static int drain_flush(struct drain *d)
 	json_t **rows = d->rows;
 	const char **keys = d->keys;
 	size_t *map = NULL, m = d->n;
-	if (!s->load && todo < d->n) {
-		rows = calloc(todo, sizeof(*rows));
-		keys = calloc(todo, sizeof(*keys));
-		map = calloc(todo, sizeof(*map));
+	if (!s->load && unsent < d->n) {
+		rows = calloc(unsent, sizeof(*rows));
+		keys = calloc(unsent, sizeof(*keys));
+		map = calloc(unsent, sizeof(*map));
 		if (!rows || !keys || !map) {
 			r = -ENOMEM;
 			goto out;

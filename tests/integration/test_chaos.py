@@ -272,6 +272,9 @@ class Timers:
             self.cv.notify()
 
     def _run(self):
+        # Lock order: `running` before `cv`, as in fire_all(). Holding cv while waiting
+        # for `running` deadlocked against a fire_all() that held `running` and waited
+        # for cv (seed 670609654 hung for an hour in the 1000-schedule run).
         while True:
             with self.cv:
                 while not self.stopped and (not self.items or
@@ -280,14 +283,16 @@ class Timers:
                                  max(0.0, self.items[0][0] - time.monotonic()))
                 if self.stopped:
                     return
-                self.running.acquire()
-                _, label, fn = self.items.pop(0)
-            try:
-                fn()
-            except Exception as e:  # noqa: BLE001 - reported with the schedule
-                self.errors.append(f"timer {label}: {e!r}")
-            finally:
-                self.running.release()
+            with self.running:
+                with self.cv:
+                    # fire_all() may have run the due item while this thread waited.
+                    if not self.items or self.items[0][0] > time.monotonic():
+                        continue
+                    _, label, fn = self.items.pop(0)
+                try:
+                    fn()
+                except Exception as e:  # noqa: BLE001 - reported with the schedule
+                    self.errors.append(f"timer {label}: {e!r}")
 
     def fire_all(self):
         with self.running:

@@ -32,6 +32,7 @@
 #define HTTP_LOG_URL_MAX         256
 #define HTTP_EXCERPT_SCRUB_BYTES 4096 /* scrub more than we show: a token cut in half still hides */
 #define HTTP_REASON_MAX          64
+#define HTTP_DESCRIBE_MAX        (HTTP_MAX_ERROR_BODY_LOG + 512) /* one failure, with advice */
 
 struct http_client {
 	CURL *easy; /* reused so its connection cache survives between requests */
@@ -792,13 +793,46 @@ static int fatal_code(const struct http_response *r)
 	}
 }
 
-/* "status 503 (reason): excerpt" or "Connection timed out (curl message)". */
-static void describe_failure(const struct http_response *r, const char *reason, char *out,
-                             size_t len)
+/* "status 503 (reason): excerpt" or "Connection timed out (curl message)". The transport
+ * failures an operator has to act on (TLS, DNS, a refused connection) name the host and
+ * what to check: under a sandboxed unit a bare "Permission denied" reads as a file or
+ * sandbox problem. */
+static void describe_failure(const struct http_response *r, const char *url, const char *reason,
+                             char *out, size_t len)
 {
 	if (r->error) {
-		snprintf(out, len, "%s (%s)", strerror(-r->error), r->errmsg);
-		return;
+		char host[256];
+		if (url_host(url, host, sizeof(host)) < 0)
+			snprintf(host, sizeof(host), "the server");
+		switch (r->error) {
+		case -EACCES:
+			snprintf(out, len,
+			         "TLS verification of %s failed (%s); if a TLS-intercepting proxy "
+			         "is "
+			         "in the way, add its CA certificate with ca_file; check ca_file, "
+			         "the "
+			         "proxy settings and the system clock",
+			         host, r->errmsg);
+			return;
+		case -EHOSTUNREACH:
+			snprintf(
+			        out, len,
+			        "cannot resolve %s (%s); check the host name in the configuration, "
+			        "the system's DNS resolver and the proxy settings",
+			        host, r->errmsg);
+			return;
+		case -ECONNREFUSED:
+			snprintf(out, len,
+			         "cannot connect to %s (%s); check the host and port in the "
+			         "configuration, the proxy settings and the firewall (and the "
+			         "unit's "
+			         "IPAddressAllow=)",
+			         host, r->errmsg);
+			return;
+		default:
+			snprintf(out, len, "%s (%s)", strerror(-r->error), r->errmsg);
+			return;
+		}
 	}
 	char ex[HTTP_MAX_ERROR_BODY_LOG + 1];
 	http_body_excerpt(r, ex, sizeof(ex));
@@ -833,13 +867,19 @@ int http_send(struct http_client *c, const struct http_request *req, struct http
 		case HTTP_VERDICT_CANCELLED:
 			return -ECANCELED;
 		case HTTP_VERDICT_FATAL:
+			if (resp->error == -EACCES) {
+				/* Retrying cannot help, and the caller only sees EACCES. */
+				char what[HTTP_DESCRIBE_MAX];
+				describe_failure(resp, req->url, NULL, what, sizeof(what));
+				log_warning("http: %s %s: %s", method, logurl, what);
+			}
 			return fatal_code(resp);
 		case HTTP_VERDICT_RETRY:
 			break;
 		}
 
-		char what[HTTP_MAX_ERROR_BODY_LOG + 320];
-		describe_failure(resp, reason, what, sizeof(what));
+		char what[HTTP_DESCRIBE_MAX];
+		describe_failure(resp, req->url, reason, what, sizeof(what));
 		if (attempt >= max) {
 			log_warning("http: %s %s: %s, attempt %d/%d, no retries left", method,
 			            logurl, what, attempt, max);

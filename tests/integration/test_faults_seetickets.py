@@ -2,8 +2,11 @@
 """Every See Tickets fault: the run retries or fails cleanly, and BigQuery still holds each row once.
 Real daemon, fake servers, public interface only; every test compares
 BigQuery's rows with the source's ground truth."""
+import json
 import os
 import time
+
+import httpd
 
 from harness import (API_KEY, Tap, Workdir, check_exactly_once,
                      run_once)
@@ -71,6 +74,38 @@ def test_see_tickets_refusing_the_key_names_the_key_source():
         assert API_KEY not in err
 
 
+def test_untrusted_certificate_says_tls_failed_for_which_host():
+    """A TLS-intercepting proxy or a wrong ca_file: the warning says TLS, the host, curl's
+    reason and what to check, not only "Permission denied"; nothing is retried."""
+    with Workdir("tls") as w:
+        srv = httpd.Server(tls=httpd.Cert(w.path, "intercepting")).start()
+        try:
+            srv.script("/v1/events/search", {"body": "{}"})
+            g, s, cfg = setup(w, **{"seetickets.base_url": json.dumps(srv.url("/v1"))})
+            rc, out, err = run_once(w.path, cfg, "--once")
+            assert srv.requests("/v1/events/search") == [], "a request crossed the failed handshake"
+        finally:
+            srv.stop()
+        assert rc == 69, (rc, err[-2000:])
+        w_lines = [l for l in err.splitlines() if l.startswith("warning:") and "TLS" in l]
+        assert w_lines, err[-2000:]
+        line = w_lines[0]
+        for part in ("TLS verification of 127.0.0.1 failed", "self-signed certificate",
+                     "ca_file", "proxy", "clock"):
+            assert part in line, (part, line)
+
+
+def test_unresolvable_host_says_dns_failed_for_which_host():
+    with Workdir("dns") as w:
+        g, s, cfg = setup(w, **{"seetickets.base_url": '"https://stbq-no-such-host.invalid/v1"',
+                                "seetickets.timeout": "2"})
+        rc, out, err = run_once(w.path, cfg, "--once")
+        assert rc in (69, 75), (rc, err[-2000:])
+        lines = [l for l in err.splitlines() if l.startswith("warning:") and
+                 "cannot resolve stbq-no-such-host.invalid" in l]
+        assert lines and "DNS resolver" in lines[0], err[-2000:]
+
+
 if __name__ == "__main__":
     t = Tap()
     for fn in (test_see_tickets_429_with_retry_after_is_waited_out,
@@ -80,6 +115,8 @@ if __name__ == "__main__":
                test_see_tickets_dropped_connection_is_retried,
                test_see_tickets_slow_answer_within_timeout_is_fine,
                test_see_tickets_outage_fails_the_run_and_the_next_run_catches_up,
-               test_see_tickets_refusing_the_key_names_the_key_source):
+               test_see_tickets_refusing_the_key_names_the_key_source,
+               test_untrusted_certificate_says_tls_failed_for_which_host,
+               test_unresolvable_host_says_dns_failed_for_which_host):
         t.run(fn)
     t.done()

@@ -231,6 +231,20 @@ def test_connection_refused_is_retried(ctx):
     r = probe("--attempts", 2, "http://127.0.0.1:%d/x" % port)
     check(r.r.get("rc") == "EAGAIN" and r.r["error"] == "ECONNREFUSED", "refused", r)
     check(r.r["attempts"] == 2 and r.took >= 1.0, "retried after a backoff", r)
+    w = [l for l in r.err.splitlines() if l.startswith("warning:")]
+    check(len(w) == 1 and "cannot connect to 127.0.0.1 (Failed to connect" in w[0] and
+          "no retries left" in w[0], "the last attempt is a warning naming the host", r)
+    check(all(x in w[0] for x in ("host and port", "proxy", "firewall")), "what to check", r)
+
+
+def test_unresolvable_name_says_so(ctx):
+    # .invalid never resolves (RFC 6761), with or without a network.
+    r = probe("--attempts", 1, "https://stbq-no-such-host.invalid/x")
+    check(r.r.get("rc") == "EAGAIN" and r.r["error"] == "EHOSTUNREACH", "EHOSTUNREACH", r)
+    w = [l for l in r.err.splitlines() if l.startswith("warning:")]
+    check(len(w) == 1 and "cannot resolve stbq-no-such-host.invalid (" in w[0] and
+          "Could not resolve host" in w[0], "a warning naming the host and curl's reason", r)
+    check(all(x in w[0] for x in ("host name", "DNS", "proxy")), "what to check", r)
 
 
 def test_truncated_body_is_a_protocol_error(ctx):
@@ -266,6 +280,13 @@ def test_untrusted_self_signed_certificate_is_refused(ctx):
     check(r.r.get("rc") == "EACCES" and r.r["error"] == "EACCES", "EACCES", r)
     check(len(srv.requests("/tls")) == 0, "no request was sent", r)
     check(r.r["attempts"] == 1, "not retried", r)
+    # What an operator reads: at warning level, what failed, for which host, curl's
+    # reason and what to check (a bare "Permission denied" reads as a sandbox problem).
+    w = [l for l in r.err.splitlines() if l.startswith("warning:")]
+    check(len(w) == 1 and "TLS verification of 127.0.0.1 failed" in w[0], "warning says TLS", r)
+    check("self-signed certificate" in w[0] and all(x in w[0] for x in
+                                                     ("ca_file", "proxy", "clock")),
+          "with curl's reason and what to check", r)
 
 
 def test_same_certificate_via_ca_file_is_accepted(ctx):
@@ -405,6 +426,7 @@ CASES = [
     test_client_errors_are_not_retried,
     test_403_rate_limit_reason_is_retried,
     test_connection_refused_is_retried,
+    test_unresolvable_name_says_so,
     test_truncated_body_is_a_protocol_error,
     test_1xx_headers_do_not_leak_into_the_final_response,
     test_redirects_are_not_followed,

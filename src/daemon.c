@@ -18,6 +18,7 @@
 #include <sys/file.h>
 #include <sys/stat.h>
 #include <sysexits.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "bigquery.h"
@@ -41,9 +42,13 @@ struct clients {
 	struct secbuf *key; /* NULL until loaded, and again after See Tickets refused it */
 };
 
+#define DAEMON_STATUS_MAX 160 /* one feed's part of the STATUS= line */
+
 struct feed_totals {
 	unsigned long long fetched, fresh, inserted, rejected, polls, failures;
-	int64_t last_success; /* wall-clock seconds, 0 = never */
+	int64_t last_success;           /* wall-clock seconds, 0 = never */
+	int64_t last_poll;              /* wall-clock seconds of the last poll's end, 0 = never */
+	char status[DAEMON_STATUS_MAX]; /* "fetched N, new N, …" of that poll */
 };
 
 struct daemon {
@@ -339,6 +344,35 @@ static int write_metrics(struct daemon *d)
 }
 
 /* One poll of one feed, with its summary record and STATUS line. */
+/* "at 17:40:02" in the machine's time zone, as the journal shows it. */
+static void format_clock(int64_t when, char *out, size_t len)
+{
+	time_t tt = (time_t)when;
+	struct tm tm;
+	if (!localtime_r(&tt, &tm) || strftime(out, len, "%H:%M:%S", &tm) == 0)
+		snprintf(out, len, "?");
+}
+
+/* One STATUS= line for both feeds, so that `systemctl status` shows each one's last poll:
+ * the feed that just polled first ("sales: fetched … at T1; events: fetched … at T2"),
+ * the other one once it has polled. */
+static void notify_status(struct daemon *d, struct feed *f, const struct feed_totals *t)
+{
+	if (!d->loop)
+		return;
+	struct feed *other = f == d->sales ? d->events : d->sales;
+	const struct feed_totals *ot = f == d->sales ? &d->tot_events : &d->tot_sales;
+	char at[32], oat[32];
+	format_clock(t->last_poll, at, sizeof(at));
+	if (other && ot->last_poll) {
+		format_clock(ot->last_poll, oat, sizeof(oat));
+		loop_notify_status(d->loop, "%s: %s at %s; %s: %s at %s", feed_name(f), t->status,
+		                   at, feed_name(other), ot->status, oat);
+	} else {
+		loop_notify_status(d->loop, "%s: %s at %s", feed_name(f), t->status, at);
+	}
+}
+
 static int run_poll(struct daemon *d, struct feed *f, struct feed_totals *t)
 {
 	struct feed_stats st = {0};
@@ -385,12 +419,12 @@ static int run_poll(struct daemon *d, struct feed *f, struct feed_totals *t)
 	          "%s: fetched %zu, new %zu, inserted %zu, rejected %zu in %" PRIu64 " ms%s%s",
 	          feed_name(f), st.fetched, st.fresh, st.inserted, st.rejected, st.duration_ms,
 	          r < 0 ? "; failed: " : "", r < 0 ? strerror(-r) : "");
-	if (d->loop)
-		loop_notify_status(d->loop,
-		                   "%s: fetched %zu, new %zu, inserted %zu, rejected %zu%s%s",
-		                   feed_name(f), st.fetched, st.fresh, st.inserted, st.rejected,
-		                   r < 0 ? " (last poll failed, retrying)" : "",
-		                   st.no_codes ? " (no event code to ask for; see the log)" : "");
+	snprintf(t->status, sizeof(t->status),
+	         "fetched %zu, new %zu, inserted %zu, rejected %zu%s%s", st.fetched, st.fresh,
+	         st.inserted, st.rejected, r < 0 ? " (last poll failed, retrying)" : "",
+	         st.no_codes ? " (no event code to ask for; see the log)" : "");
+	t->last_poll = util_wall_s();
+	notify_status(d, f, t);
 	write_metrics(d);
 	return r;
 }

@@ -614,8 +614,11 @@ class Schedule:
 
     def status_lines(self, d, feed, start=0):
         msgs = d.notified("")
-        return [(i, m) for i, m in enumerate(msgs) if i >= start
-                and m.startswith("STATUS=") and f"{feed}: fetched" in m]
+        # STATUS= names the feed that just polled first, then the other one's last poll:
+        # keep the first part only.
+        return [(i, re.split(r"; (?:sales|events): fetched", m, maxsplit=1)[0])
+                for i, m in enumerate(msgs) if i >= start
+                and m.startswith(f"STATUS={feed}: fetched")]
 
     # ---- fakes ---------------------------------------------------------------------------
 

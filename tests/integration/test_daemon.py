@@ -44,6 +44,29 @@ def test_ready_status_and_stopping_are_notified():
         assert any(m.startswith("STATUS=") for m in d.messages[ready:])
 
 
+def test_status_shows_both_feeds_last_polls_with_their_times():
+    """`systemctl status` shows one STATUS= line: the feed that just polled first, then the
+    other feed's last poll, each with the time it ended."""
+    with Workdir("status2") as w:
+        g, s = start_fakes(w)
+        cfg = write_config(w.path, g, s)
+        d = w.add(Daemon(w.path, cfg))
+        d.wait_notify("STATUS=sales: fetched", 30)
+        d.wait_notify("STATUS=events: fetched", 30)
+        d.wait_notify("STATUS=sales: fetched", 30)
+        clock = r"at \d\d:\d\d:\d\d"
+        both = re.compile(r"^STATUS=(sales|events): fetched \d+, new \d+, inserted \d+, "
+                          r"rejected \d+ " + clock + r"; (sales|events): fetched \d+, new \d+, "
+                          r"inserted \d+, rejected \d+ " + clock + "$")
+        last = [m for m in d.messages if m.startswith("STATUS=")][-1]
+        m = both.match(last)
+        assert m and m.group(1) != m.group(2), last
+        # The very first poll has no other feed to show yet.
+        first = [m for m in d.messages if re.match(r"STATUS=(sales|events): fetched", m)][0]
+        assert re.match(r"^STATUS=\w+: fetched [^;]*" + clock + "$", first), first
+        assert d.stop() == 0
+
+
 def test_sigterm_during_a_slow_transfer_exits_within_5s():
     with Workdir("slow") as w:
         g, s = start_fakes(w)
@@ -217,6 +240,7 @@ if __name__ == "__main__":
     for fn in (test_command_line_errors_exit_64_and_help_exits_0,
                test_missing_config_file_exits_78,
                test_ready_status_and_stopping_are_notified,
+               test_status_shows_both_feeds_last_polls_with_their_times,
                test_sigterm_during_a_slow_transfer_exits_within_5s,
                test_sighup_with_a_broken_file_keeps_the_old_configuration,
                test_watchdog_is_fed_when_enabled,

@@ -366,6 +366,33 @@ def test_no_event_code_to_ask_for_is_said():
         d.stop()
 
 
+def test_once_stopped_by_sigterm_after_a_failed_feed_exits_75():
+    """A --once run whose events feed failed and which is then stopped by SIGTERM was
+    interrupted: 75 (try again), not 69 (the service failed), or a timer that stops a long
+    run would page someone for an outage that did not happen."""
+    with Workdir("once75") as w:
+        g, s, cfg = setup(w)
+        once_ok(w, cfg)
+        s.fault({"status": 404, "body": {"error": "gone"}}, path="/v1/events/search", times=0)
+        s.fault({"delay_ms": 30000}, path="/v1/reports/sales", times=0)
+        s.call("DELETE", "/_fake/requests")
+        d = Daemon(w.path, cfg, "--once", notify=False)
+        wait_for(lambda: any(r["path"].endswith("/reports/sales") for r in s.requests())
+                 or d.proc.poll() is not None, 30, "the sales request")
+        d.signal(signal.SIGTERM)
+        t0 = time.monotonic()
+        rc = d.wait(30)
+        err = d.stderr()
+        d.err.close()
+        d.out.close()
+        assert "events: fetched 0" in err and "failed" in err, err[-2000:]
+        assert rc == 75, (rc, err[-2000:])
+        assert time.monotonic() - t0 < 5, "stopping took more than 5 s"
+        s.clear_faults()
+        once_ok(w, cfg)
+        check_exactly_once(g, s, "sales")
+
+
 if __name__ == "__main__":
     tap = Tap()
     for t in (test_a_row_jansson_cannot_load_costs_only_itself,
@@ -382,6 +409,7 @@ if __name__ == "__main__":
               test_load_jobs_interrupted_mid_drain_are_followed_not_duplicated,
               test_a_failing_chunk_of_codes_does_not_stop_the_others,
               test_a_reload_that_changes_the_insert_method_waits_for_the_spool,
-              test_no_event_code_to_ask_for_is_said):
+              test_no_event_code_to_ask_for_is_said,
+              test_once_stopped_by_sigterm_after_a_failed_feed_exits_75):
         tap.run(t)
     tap.done()

@@ -33,6 +33,7 @@ struct st_pager {
 	const char *key_name; /* the row key, for the repeated-page guard */
 	int (*request)(struct st_client *c, void *ctx, size_t offset, struct http_response *resp);
 	void *ctx;
+	const struct st_known *known; /* rows to skip unread; NULL reads all */
 };
 
 struct st_client *st_client_new(const struct st_options *o)
@@ -147,7 +148,8 @@ static int get_page(struct st_client *c, const struct st_pager *p, size_t offset
 		}
 		if (r < 0)
 			break;
-		r = st_parse_page(resp.body.data, resp.body.len, p->what, p->key_name, page);
+		r = st_parse_page(resp.body.data, resp.body.len, p->what, p->key_name, p->known,
+		                  page);
 		if (r != -EBADMSG || attempt + 1 >= ST_MALFORMED_RETRIES)
 			break;
 		r = http_sleep_ms(c->http, http_backoff_ms(attempt, -1));
@@ -209,7 +211,7 @@ int st_fetch_events(struct st_client *c, st_page_fn fn, void *userdata)
 }
 
 int st_fetch_sales(struct st_client *c, const char *const *codes, size_t ncodes, const char *start,
-                   const char *end, st_page_fn fn, void *userdata)
+                   const char *end, const struct st_known *known, st_page_fn fn, void *userdata)
 {
 	json_t *list = json_array();
 	for (size_t i = 0; list && i < ncodes; i++)
@@ -229,8 +231,11 @@ int st_fetch_sales(struct st_client *c, const char *const *codes, size_t ncodes,
 		        body, "filteredBy",
 		        json_pack("{s:s,s:s}", "salesStartDate", start, "salesEndDate", end));
 	struct sales_ctx sc = {.body = body};
-	struct st_pager p = {
-	        .what = "sales", .key_name = "uniqueCode", .request = sales_request, .ctx = &sc};
+	struct st_pager p = {.what = "sales",
+	                     .key_name = "uniqueCode",
+	                     .request = sales_request,
+	                     .ctx = &sc,
+	                     .known = known};
 	int r = page_all(c, &p, fn, userdata);
 	json_decref(body);
 	return r;

@@ -40,9 +40,11 @@ int st_fetch_events(struct st_client *c, st_page_fn fn, void *userdata);
 /* POST {base}/reports/sales for these codes (one request body), paged until
  * an empty page. start/end (ISO-8601, may be NULL) add
  * filteredBy.salesStartDate/salesEndDate. The caller cuts the codes into
- * chunks: what a chunk covers is its business (checkpoints per code). */
+ * chunks: what a chunk covers is its business (checkpoints per code).
+ * `known` (may be NULL): rows whose uniqueCode it holds are only counted
+ * (page->nknown), never read (stpage.h). */
 int st_fetch_sales(struct st_client *c, const char *const *codes, size_t ncodes, const char *start,
-                   const char *end, st_page_fn fn, void *userdata);
+                   const char *end, const struct st_known *known, st_page_fn fn, void *userdata);
 
 /* Returns of both fetches: 0 done, every page read up to an empty one;
  * -ERANGE paging was cut short because the server ignored offset (the same

@@ -13,7 +13,7 @@
 #include "stpage.h"
 #include "util.h"
 
-#define STPAGE_MAX_DEPTH    512 /* nesting beyond this is malformed, not a row */
+#define STPAGE_MAX_DEPTH    2048 /* as jansson: nesting beyond this is malformed */
 #define STPAGE_INT64_DIGITS 19
 
 void st_page_clear(struct st_page *page)
@@ -93,20 +93,24 @@ static void ws(struct scan *s)
 		s->p++;
 }
 
+/* Past the string at s->p. A quote ends it unless an odd run of backslashes
+ * precedes it; memchr() finds the candidates, which is most of a row's bytes. */
 static bool skip_string(struct scan *s)
 {
-	s->p++; /* the opening quote */
-	while (s->p < s->end) {
-		char c = *s->p++;
-		if (c == '"')
+	const char *from = s->p + 1; /* past the opening quote */
+	for (;;) {
+		const char *q = memchr(from, '"', (size_t)(s->end - from));
+		if (!q)
+			return false;
+		size_t bs = 0;
+		while (q - bs > from && q[-1 - (ptrdiff_t)bs] == '\\')
+			bs++;
+		if (bs % 2 == 0) {
+			s->p = q + 1;
 			return true;
-		if (c == '\\') {
-			if (s->p >= s->end)
-				return false;
-			s->p++;
 		}
+		from = q + 1;
 	}
-	return false;
 }
 
 static bool is_delim(char c)
@@ -310,10 +314,108 @@ static int add_bad(struct st_page *pg, const char *s, size_t len, const json_err
 	return 0;
 }
 
-/* One element on its own: a row, a repaired row, or a bad row. */
-static int read_element(struct st_page *pg, const char *s, size_t len, const char *key,
-                        struct buf *tmp)
+/* The string at s->p (its opening quote) as jansson would read it byte for
+ * byte: no escape and no control character. Its contents' span, and s->p past
+ * it; false (s->p unspecified) when it is not plain or not closed. */
+static bool plain_string(struct scan *s, const char **start, size_t *len)
 {
+	const char *p = s->p + 1;
+	while (p < s->end) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '"') {
+			*start = s->p + 1;
+			*len = (size_t)(p - *start);
+			s->p = p + 1;
+			return true;
+		}
+		if (c == '\\' || c < 0x20)
+			return false;
+		p++;
+	}
+	return false;
+}
+
+static bool valid_utf8(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t i = 0, k; i < len; i += k)
+		if (!(k = utf8_seq(p + i, len - i)))
+			return false;
+	return true;
+}
+
+/* The element's top-level member `key`, when the element is an object and
+ * that member's value is a plain string of valid UTF-8; the last member of that name wins,
+ * as in jansson. False for anything else (a member name with an escape
+ * included), and the element is then read in full. */
+static bool plain_key(const char *el, size_t len, const char *key, const char **ks, size_t *kl)
+{
+	struct scan s = {el, el + len};
+	size_t keylen = strlen(key);
+	bool found = false;
+	ws(&s);
+	if (s.p >= s.end || *s.p++ != '{')
+		return false;
+	for (;;) {
+		ws(&s);
+		const char *name;
+		size_t nlen;
+		if (s.p >= s.end || *s.p != '"' || !plain_string(&s, &name, &nlen))
+			return false;
+		ws(&s);
+		if (s.p >= s.end || *s.p++ != ':')
+			return false;
+		ws(&s);
+		if (s.p >= s.end)
+			return false;
+		if (nlen == keylen && memcmp(name, key, keylen) == 0) {
+			struct scan v = s;
+			found = *s.p == '"' && plain_string(&v, ks, kl) && valid_utf8(*ks, *kl);
+			if (found)
+				s.p = v.p;
+			else if (!skip_value(&s))
+				return false;
+		} else if (!skip_value(&s)) {
+			return false;
+		}
+		ws(&s);
+		if (s.p >= s.end)
+			return false;
+		if (*s.p == '}')
+			return found;
+		if (*s.p++ != ',')
+			return false;
+	}
+}
+
+/* A row whose key the caller holds: counted, never read. */
+static bool skip_known(struct st_page *pg, const char *s, size_t len, const char *key,
+                       const struct st_known *known, int *r)
+{
+	const char *k = NULL;
+	size_t kl = 0;
+	if (!known || !plain_key(s, len, key, &k, &kl) || !known->known(k, kl, known->userdata))
+		return false;
+	/* The identity the repeated-page guard compares: what json_dumps()
+	 * makes of a plain string. */
+	if (pg->count == 0 && asprintf(&pg->first, "\"%.*s\"", (int)kl, k) < 0) {
+		pg->first = NULL;
+		*r = -ENOMEM;
+		return true;
+	}
+	pg->count++;
+	pg->nknown++;
+	*r = 0;
+	return true;
+}
+
+/* One element on its own: a known row, a row, a repaired row, or a bad row. */
+static int read_element(struct st_page *pg, const char *s, size_t len, const char *key,
+                        const struct st_known *known, struct buf *tmp)
+{
+	int kr;
+	if (skip_known(pg, s, len, key, known, &kr))
+		return kr;
 	json_error_t e;
 	json_t *row = json_loadb(s, len, JSON_DECODE_ANY, &e);
 	if (!row && quote_big_numbers(s, len, tmp) == 0 && tmp->len != len)
@@ -328,7 +430,8 @@ static int read_element(struct st_page *pg, const char *s, size_t len, const cha
 	return r < 0 ? -ENOMEM : 0;
 }
 
-static int scan_page(const char *body, size_t len, const char *key, struct st_page *pg)
+static int scan_page(const char *body, size_t len, const char *key, const struct st_known *known,
+                     struct st_page *pg)
 {
 	const char *ds, *de;
 	if (!find_data(body, len, &ds, &de))
@@ -349,7 +452,7 @@ static int scan_page(const char *body, size_t len, const char *key, struct st_pa
 			r = -EBADMSG;
 			break;
 		}
-		r = read_element(pg, es, (size_t)(s.p - es), key, &tmp);
+		r = read_element(pg, es, (size_t)(s.p - es), key, known, &tmp);
 		ws(&s);
 		if (s.p == s.end)
 			break;
@@ -386,7 +489,7 @@ static size_t count_values(const char *s, size_t len)
 }
 
 int st_parse_page(const char *body, size_t len, const char *what, const char *key,
-                  struct st_page *pg)
+                  const struct st_known *known, struct st_page *pg)
 {
 	json_error_t jerr;
 	*pg = (struct st_page){0};
@@ -397,9 +500,22 @@ int st_parse_page(const char *body, size_t len, const char *what, const char *ke
 		            what, values, ST_MAX_PAGE_VALUES);
 		return -EBADMSG;
 	}
-	json_t *root = json_loadb(body ? body : "", len, 0, &jerr);
+	/* With a filter, the scan first: it skips known rows unread. */
+	json_t *root = known ? NULL : json_loadb(body ? body : "", len, 0, &jerr);
+	bool parsed = root != NULL; /* jansson read it (then the structure is wrong) */
 	int r = 0;
-	if (root && json_is_object(root)) {
+	if (known) {
+		r = body ? scan_page(body, len, key, known, pg) : -EBADMSG;
+		if (r == 0 && pg->nbad)
+			log_info("%s: %zu of %zu rows of a page are not valid JSON; the others go "
+			         "on",
+			         what, pg->nbad, pg->count);
+		else if (r == -EBADMSG) { /* jansson's view of it, for the warning below */
+			json_t *whole = json_loadb(body ? body : "", len, 0, &jerr);
+			parsed = whole != NULL;
+			json_decref(whole);
+		}
+	} else if (root && json_is_object(root)) {
 		json_t *data = json_object_get(root, "data");
 		if (!data || json_is_null(data)) {
 			pg->rows = json_array();
@@ -419,7 +535,7 @@ int st_parse_page(const char *body, size_t len, const char *what, const char *ke
 		r = -EBADMSG;
 	} else {
 		/* jansson refused the whole: look for the one row that costs it. */
-		r = body ? scan_page(body, len, key, pg) : -EBADMSG;
+		r = body ? scan_page(body, len, key, NULL, pg) : -EBADMSG;
 		if (r == 0 && pg->nbad)
 			log_info("%s: %zu of %zu rows of a page are not valid JSON; the others go "
 			         "on",
@@ -429,8 +545,8 @@ int st_parse_page(const char *body, size_t len, const char *what, const char *ke
 		/* The position only: jansson's text quotes the input, which may be
 		 * personal data. */
 		log_warning("%s: malformed reply (%s at byte %d)", what,
-		            root ? "not a JSON object with a \"data\" array" : error_class(&jerr),
-		            root ? 0 : jerr.position);
+		            parsed ? "not a JSON object with a \"data\" array" : error_class(&jerr),
+		            parsed ? 0 : jerr.position);
 	if (r < 0)
 		st_page_clear(pg);
 	return r;

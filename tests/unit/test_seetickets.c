@@ -2,6 +2,8 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,7 +17,7 @@ static struct st_page pg;
 static json_t *parse_n(const char *body, size_t len, int *err)
 {
 	st_page_clear(&pg);
-	*err = st_parse_page(body, len, "test", "id", &pg);
+	*err = st_parse_page(body, len, "test", "id", NULL, &pg);
 	return *err ? NULL : json_incref(pg.rows);
 }
 
@@ -138,6 +140,82 @@ static void test_utf8_escape(void)
 	free(s);
 }
 
+/* The fast path's filter: knows the keys in a NULL-terminated list, and counts the asks. */
+struct knowing {
+	const char *const *keys;
+	int asked;
+};
+
+static bool knows(const char *key, size_t len, void *ud)
+{
+	struct knowing *k = ud;
+	k->asked++;
+	for (const char *const *p = k->keys; *p; p++)
+		if (strlen(*p) == len && memcmp(*p, key, len) == 0)
+			return true;
+	return false;
+}
+
+/* The ids of the rows read, joined by commas. */
+static void ids(const json_t *rows, char *out, size_t len)
+{
+	size_t i, o = 0;
+	const json_t *row;
+	out[0] = '\0';
+	json_array_foreach(rows, i, row)
+	{
+		const json_t *id = json_object_get(row, "id");
+		o += (size_t)snprintf(out + o, len - o, "%s%s", i ? "," : "",
+		                      json_is_string(id) ? json_string_value(id) : "?");
+	}
+}
+
+static void test_known_rows_are_counted_not_read(void)
+{
+	static const char *const known[] = {"K1", "K2", "K\"Q", "K4", "K5", NULL};
+	struct knowing k = {known, 0};
+	struct st_known filter = {knows, &k};
+	const char *body = "{\"data\":[{\"id\":\"K1\",\"x\":{\"id\":\"N0\"}},"
+	                   "{\"x\":1,\"id\":\"N1\"},"
+	                   "{\"id\":\"K\\\"Q\"},"           /* an escape: read, never skipped */
+	                   "{\"i\\u0064\":\"K2\"},"         /* an escaped name: read */
+	                   "{\"id\":\"N2\",\"id\":\"K4\"}," /* the last one wins */
+	                   "{\"id\":\"K5\",\"id\":7},"      /* ... also when not a string */
+	                   "{\"id\":\"K2\",\"bad\":1e999999,\"n\":tru},"
+	                   "[\"K1\"],\"K1\",{\"id\":\"K2\"}]}";
+	st_page_clear(&pg);
+	int err = st_parse_page(body, strlen(body), "test", "id", &filter, &pg);
+	CHECK_INT(err, 0);
+	CHECK_INT(pg.count, 10);
+	/* K1, K4 (last of two), K2 with scalars jansson refuses, the last K2. */
+	CHECK_INT(pg.nknown, 4);
+	CHECK_INT(pg.nbad, 0);
+	char got[200];
+	ids(pg.rows, got, sizeof(got));
+	CHECK_STR(got, "N1,K\"Q,K2,?,?,?");
+	CHECK_STR(pg.first, "\"K1\"");
+	CHECK(k.asked >= 5);
+
+	/* Knowing nothing: the page jansson reads, row for row. */
+	static const char *const none[] = {NULL};
+	struct knowing n = {none, 0};
+	struct st_known nothing = {knows, &n};
+	body = "{\"data\":[{\"id\":\"A\",\"v\":[1,{\"w\":\"]}\"}]},{\"id\":\"B\\\\\"}],\"m\":1}";
+	err = st_parse_page(body, strlen(body), "test", "id", &nothing, &pg);
+	CHECK_INT(err, 0);
+	json_t *fast = json_incref(pg.rows);
+	err = st_parse_page(body, strlen(body), "test", "id", NULL, &pg);
+	CHECK_INT(err, 0);
+	CHECK(json_equal(fast, pg.rows));
+	json_decref(fast);
+
+	/* Truncated or broken structure stays malformed with a filter. */
+	body = "{\"data\":[{\"id\":\"K1\"},{\"id\":\"K2\"}";
+	CHECK_INT(st_parse_page(body, strlen(body), "test", "id", &filter, &pg), -EBADMSG);
+	body = "{\"data\":[{\"id\":\"K1\"}}]}";
+	CHECK_INT(st_parse_page(body, strlen(body), "test", "id", &filter, &pg), -EBADMSG);
+}
+
 int main(void)
 {
 	RUN(test_rows_come_from_the_top_level_data_array);
@@ -147,6 +225,7 @@ int main(void)
 	RUN(test_a_bad_row_costs_only_itself);
 	RUN(test_big_numbers_are_read_as_strings);
 	RUN(test_utf8_escape);
+	RUN(test_known_rows_are_counted_not_read);
 	st_page_clear(&pg);
 	return tap_done();
 }

@@ -771,61 +771,41 @@ struct qrun {
 	struct bq *b;
 	bq_row_fn fn;
 	void *userdata;
-	const char **values;
-	size_t *lens;
-	size_t cap;
+	struct bqrows scratch;
 	size_t rows;
-	bool stopped; /* the callback asked to stop; its value is returned */
+	bool announced; /* progress() was told the total */
 	char *job_id, *job_esc, *loc_esc;
 };
 
-static int deliver_rows(struct qrun *q, const json_t *reply)
-{
-	const json_t *rows = json_object_get(reply, "rows");
-	const json_t *row;
-	size_t i;
+/* A result page: what jansson read of it, and its rows still as text in
+ * the body (bqrows.h): a page of keys never becomes a tree. */
+struct qpage {
+	json_t *reply;    /* the reply without its rows; NULL when unreadable */
+	struct buf body;  /* the body the rows are in */
+	const char *rows; /* the rows' value in body, NULL when absent */
+	size_t rows_len;
+};
 
-	if (!rows || json_is_null(rows))
-		return 0;
-	if (!json_is_array(rows))
-		return -EPROTO;
-	json_array_foreach(rows, i, row)
-	{
-		const json_t *f = json_object_get(row, "f");
-		if (!json_is_array(f))
-			return -EPROTO;
-		size_t nc = json_array_size(f);
-		if (nc > q->cap) {
-			const char **v = realloc(q->values, nc * sizeof(*v));
-			if (v)
-				q->values = v;
-			size_t *l = realloc(q->lens, nc * sizeof(*l));
-			if (l)
-				q->lens = l;
-			if (!v || !l)
-				return -ENOMEM;
-			q->cap = nc;
-		}
-		for (size_t c = 0; c < nc; c++) {
-			const json_t *v = json_object_get(json_array_get(f, c), "v");
-			if (json_is_string(v)) {
-				q->values[c] = json_string_value(v);
-				q->lens[c] = json_string_length(v);
-			} else if (!v || json_is_null(v)) {
-				q->values[c] = NULL;
-				q->lens[c] = 0;
-			} else {
-				return -EPROTO; /* RECORD or REPEATED: not what the seeding asks for */
-			}
-		}
-		int r = q->fn(q->values, q->lens, nc, q->userdata);
-		if (r) {
-			q->stopped = true;
-			return r;
-		}
-		q->rows++;
-	}
-	return 0;
+static void qpage_free(struct qpage *pg)
+{
+	json_decref(pg->reply);
+	buf_free(&pg->body);
+	*pg = (struct qpage){0};
+}
+
+/* Takes the response's body. 0, or -EPROTO when it is not a JSON object. */
+static int qpage_read(struct http_response *resp, struct qpage *pg)
+{
+	qpage_free(pg);
+	pg->body = resp->body;
+	resp->body = (struct buf){0};
+	int r = bqrows_split(pg->body.data, pg->body.len, &pg->reply, &pg->rows, &pg->rows_len);
+	return r == -EPROTO ? -EPROTO : r;
+}
+
+static int deliver_rows(struct qrun *q, const struct qpage *pg)
+{
+	return bqrows_each(&q->scratch, pg->rows, pg->rows_len, q->fn, q->userdata, &q->rows);
 }
 
 static char *job_url(struct qrun *q, const char *tail)
@@ -873,13 +853,12 @@ static int query_job_errors(struct qrun *q, const json_t *reply)
 }
 
 /* GET a getQueryResults URL until the job is complete (or the wait cap passes). */
-static int query_get(struct qrun *q, const char *url, uint64_t start, json_t **out)
+static int query_get(struct qrun *q, const char *url, uint64_t start, struct qpage *out)
 {
 	struct bq *b = q->b;
 	struct http_response resp = {0};
 	int r;
 
-	*out = NULL;
 	for (;;) {
 		uint64_t t0 = util_now_ms();
 		r = call(b, "GET", url, NULL, NULL, 0, &resp);
@@ -887,18 +866,16 @@ static int query_get(struct qrun *q, const char *url, uint64_t start, json_t **o
 			r = request_failed(b, OP_QUERY, NULL, r, &resp);
 			break;
 		}
-		json_t *reply = reply_json(&resp);
+		r = qpage_read(&resp, out);
 		http_response_free(&resp);
-		if (!reply) {
+		if (r < 0) {
 			log_error("BigQuery query job %s: unreadable reply", q->job_id);
-			r = -EPROTO;
+			r = r == -ENOMEM ? r : -EPROTO;
 			break;
 		}
-		if (json_is_true(json_object_get(reply, "jobComplete"))) {
-			*out = reply;
+		if (json_is_true(json_object_get(out->reply, "jobComplete")))
 			break;
-		}
-		json_decref(reply);
+		qpage_free(out);
 		if (util_now_ms() - start > (uint64_t)b->job_max_wait_ms) {
 			log_warning("BigQuery query job %s not complete after %ld ms", q->job_id,
 			            b->job_max_wait_ms);
@@ -914,27 +891,34 @@ static int query_get(struct qrun *q, const char *url, uint64_t start, json_t **o
 		}
 	}
 	http_response_free(&resp);
+	if (r < 0)
+		qpage_free(out);
 	return r;
 }
 
 /* Deliver one complete page; hands back its pageToken (new string or NULL) and totalRows. */
-static int query_page(struct qrun *q, json_t *reply, char **token, long long *total,
-                      void (*progress)(size_t, void *))
+static int query_page(struct qrun *q, struct qpage *pg, char **token, long long *total,
+                      void (*progress)(size_t, size_t, void *))
 {
-	const char *t = json_string_value(json_object_get(reply, "pageToken"));
-	const char *tr = json_string_value(json_object_get(reply, "totalRows"));
-	int r = deliver_rows(q, reply);
-	*token = NULL;
+	const char *t = json_string_value(json_object_get(pg->reply, "pageToken"));
+	const char *tr = json_string_value(json_object_get(pg->reply, "totalRows"));
 	if (tr && *tr)
 		*total = (long long)strtoull(tr, NULL, 10);
+	/* Before the first row: how many will come, so the caller can make room. */
+	if (progress && q->rows == 0 && !q->announced && *total >= 0) {
+		q->announced = true;
+		progress(0, (size_t)*total, q->userdata);
+	}
+	int r = deliver_rows(q, pg);
+	*token = NULL;
 	if (r == 0 && t && *t && !(*token = strdup(t)))
 		r = -ENOMEM;
-	json_decref(reply);
+	qpage_free(pg);
 	if (r == -EPROTO)
 		log_error("BigQuery query job %s: unexpected row shape in a result page",
 		          q->job_id);
 	if (r == 0 && progress)
-		progress(q->rows, q->userdata);
+		progress(q->rows, *total >= 0 ? (size_t)*total : SIZE_MAX, q->userdata);
 	return r;
 }
 
@@ -954,19 +938,20 @@ json_t *bq_param_strings(const char *name, const char *const *values, size_t n)
 }
 
 int bq_query(struct bq *b, const char *sql, bq_row_fn fn, void *userdata,
-             void (*progress)(size_t rows_so_far, void *userdata))
+             void (*progress)(size_t rows_so_far, size_t total, void *userdata))
 {
 	return bq_query_params(b, sql, NULL, fn, userdata, progress);
 }
 
 int bq_query_params(struct bq *b, const char *sql, const json_t *params, bq_row_fn fn,
-                    void *userdata, void (*progress)(size_t rows_so_far, void *userdata))
+                    void *userdata,
+                    void (*progress)(size_t rows_so_far, size_t total, void *userdata))
 {
 	struct qrun q = {.b = b, .fn = fn, .userdata = userdata};
 	struct http_response resp = {0};
 	char rid[BQ_UUID_LEN + 1], tail[128];
 	char *text = NULL, *url = NULL, *token = NULL;
-	json_t *reply = NULL;
+	struct qpage page = {0};
 	long long total = -1;
 	uint64_t start = util_now_ms();
 	int r = -ENOMEM;
@@ -993,8 +978,12 @@ int bq_query_params(struct bq *b, const char *sql, const json_t *params, bq_row_
 		r = request_failed(b, OP_QUERY, NULL, r, &resp);
 		goto out;
 	}
-	reply = reply_json(&resp);
+	if (qpage_read(&resp, &page) == -ENOMEM) {
+		r = -ENOMEM;
+		goto out;
+	}
 	http_response_free(&resp);
+	const json_t *reply = page.reply;
 	const json_t *jref = json_object_get(reply, "jobReference");
 	const char *jid = json_string_value(json_object_get(jref, "jobId"));
 	const char *jloc = json_string_value(json_object_get(jref, "location"));
@@ -1013,8 +1002,7 @@ int bq_query_params(struct bq *b, const char *sql, const json_t *params, bq_row_
 
 	bool first_has_rows = json_is_true(json_object_get(reply, "jobComplete"));
 	if (!first_has_rows) {
-		json_decref(reply);
-		reply = NULL;
+		qpage_free(&page);
 		snprintf(tail, sizeof(tail), "maxResults=0&timeoutMs=%d&prettyPrint=false",
 		         BQ_QUERY_TIMEOUT_MS);
 		free(url);
@@ -1023,20 +1011,18 @@ int bq_query_params(struct bq *b, const char *sql, const json_t *params, bq_row_
 			r = -ENOMEM;
 			goto out;
 		}
-		if ((r = query_get(&q, url, start, &reply)) < 0)
+		if ((r = query_get(&q, url, start, &page)) < 0)
 			goto out;
 	}
-	if ((r = query_job_errors(&q, reply)) < 0)
+	if ((r = query_job_errors(&q, page.reply)) < 0)
 		goto out;
 	if (first_has_rows) {
-		r = query_page(&q, reply, &token, &total, progress);
-		reply = NULL;
+		r = query_page(&q, &page, &token, &total, progress);
 		if (r)
 			goto out;
 	} else {
 		/* The completion poll asked for no rows; start the pages from the top. */
-		json_decref(reply);
-		reply = NULL;
+		qpage_free(&page);
 	}
 	for (bool first = !first_has_rows; first || token; first = false) {
 		char *esc = token ? url_escape(token) : NULL;
@@ -1057,11 +1043,10 @@ int bq_query_params(struct bq *b, const char *sql, const json_t *params, bq_row_
 			r = -ENOMEM;
 			goto out;
 		}
-		if ((r = query_get(&q, url, start, &reply)) < 0)
+		if ((r = query_get(&q, url, start, &page)) < 0)
 			goto out;
 		char *next = NULL;
-		r = query_page(&q, reply, &next, &total, progress);
-		reply = NULL;
+		r = query_page(&q, &page, &next, &total, progress);
 		if (r) {
 			free(next);
 			goto out;
@@ -1086,13 +1071,12 @@ int bq_query_params(struct bq *b, const char *sql, const json_t *params, bq_row_
 	r = 0;
 out:
 	json_decref(body);
-	json_decref(reply);
+	qpage_free(&page);
 	http_response_free(&resp);
 	free(text);
 	free(url);
 	free(token);
-	free(q.values);
-	free(q.lens);
+	bqrows_clear(&q.scratch);
 	free(q.job_id);
 	free(q.job_esc);
 	free(q.loc_esc);

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "bqrows.h"
 #include "config.h"
 #include "gauth.h"
 #include "http.h"
@@ -57,20 +58,19 @@ int bq_check_dataset(struct bq *b);
  * actionable error (which table, which column, which permission). */
 int bq_ensure_table(struct bq *b, const char *table, const struct schema *s, bool create);
 
-/* One row of query results: values[i] is the i-th cell as a string, NULL for
- * SQL NULL; lens[i] its length. Return nonzero to stop early (returned). */
-typedef int (*bq_row_fn)(const char *const *values, const size_t *lens, size_t n, void *userdata);
-
 /* jobs.query (standard SQL, location, requestId) then getQueryResults pages
  * by pageToken (polling while jobComplete is false), calling fn for each row
  * as pages arrive; never holds more than one page. `progress` (may be NULL)
- * is called after each page with the rows delivered so far. */
+ * is called once before the first row with 0 and the job's totalRows, then
+ * after each page with the rows delivered so far (total is SIZE_MAX when the
+ * job did not say). */
 int bq_query(struct bq *b, const char *sql, bq_row_fn fn, void *userdata,
-             void (*progress)(size_t rows_so_far, void *userdata));
+             void (*progress)(size_t rows_so_far, size_t total, void *userdata));
 /* bq_query with named parameters: `params` (borrowed) is the request's
  * queryParameters array, e.g. from bq_param_strings(). */
 int bq_query_params(struct bq *b, const char *sql, const json_t *params, bq_row_fn fn,
-                    void *userdata, void (*progress)(size_t rows_so_far, void *userdata));
+                    void *userdata,
+                    void (*progress)(size_t rows_so_far, size_t total, void *userdata));
 /* A queryParameters array of one ARRAY<STRING> parameter `name`. NULL on ENOMEM. */
 json_t *bq_param_strings(const char *name, const char *const *values, size_t n);
 

@@ -279,9 +279,15 @@ void feed_set_env(struct feed *f, const struct feed_env *env)
 
 /* ---- seeding ----------------------------------------------------------- */
 
-static void seed_progress(size_t rows, void *ud)
+static void seed_progress(size_t rows, size_t total, void *ud)
 {
 	struct feed *f = ud;
+	/* Room for every key at once: no rehash while seeding (a hint; without
+	 * room the set grows as it goes). */
+	if (rows == 0 && total != SIZE_MAX &&
+	    keyset_reserve(f->seen, keyset_count(f->seen) + total) < 0)
+		log_debug("%s: no room for %zu keys at once; the key set grows as it goes",
+		          feed_name(f), total);
 	uint64_t now = util_now_ms();
 	if (now - f->seed_last_progress < FEED_SEED_PROGRESS_MS)
 		return;

@@ -46,9 +46,10 @@
 /* Old slots moved per operation while a rehash runs. The new table takes 3/4 of the old
  * table's slot count in adds before it is full in turn, so anything above 4/3 finishes in
  * time; more just spreads the same work over fewer adds. */
-#define REHASH_STEP  4
-#define LEN_ONE_BYTE 0x80                /* lengths below this take one header byte */
-#define BIG_BLOCK    ((size_t)64 * 1024) /* blocks from here on are mapped directly */
+#define REHASH_STEP             4
+#define KEYSET_RESERVE_MOVE_NOW 65536               /* keys moved at once by keyset_reserve() */
+#define LEN_ONE_BYTE            0x80                /* lengths below this take one header byte */
+#define BIG_BLOCK               ((size_t)64 * 1024) /* blocks from here on are mapped directly */
 /* Moved old slots go back to the kernel in pieces this big: each munmap() costs a TLB
  * shootdown, so pieces should be few, and each costs time in its size, so not too big. */
 #define RELEASE_CHUNK KEYSET_RELEASE_CHUNK
@@ -362,6 +363,31 @@ static int grow_table(struct keyset *ks)
 	ks->old = ks->cur;
 	ks->old_pos = 0;
 	ks->cur = next;
+	return 0;
+}
+
+int keyset_reserve(struct keyset *ks, size_t n)
+{
+	size_t slots = table_slots(&ks->cur);
+	if (table_limit(slots) >= n)
+		return 0;
+	while (table_limit(slots) < n) {
+		if (slots > SIZE_MAX / 2 / sizeof(uint64_t))
+			return -ENOMEM;
+		slots *= 2;
+	}
+	if (ks->old.slots)
+		rehash_step(ks, SIZE_MAX);
+	struct table next;
+	int r = table_alloc(ks, &next, slots);
+	if (r < 0)
+		return r;
+	ks->old = ks->cur;
+	ks->old_pos = 0;
+	ks->cur = next;
+	/* A small set moves at once; a big one moves as adds come, as in growth. */
+	if (ks->count <= KEYSET_RESERVE_MOVE_NOW)
+		rehash_step(ks, SIZE_MAX);
 	return 0;
 }
 

@@ -25,6 +25,10 @@ void keyset_free(struct keyset *ks); /* accepts NULL */
 int keyset_add(struct keyset *ks, const char *key, size_t len);
 bool keyset_has(const struct keyset *ks, const char *key, size_t len); /* exact match */
 size_t keyset_count(const struct keyset *ks);                          /* keys held */
+/* Room for `n` keys in all without growth: one rehash now, while the set is small, rather
+ * than one per doubling (seeding learns the table's row count before its first key). 0, or
+ * -ENOMEM with the set unchanged and still usable. */
+int keyset_reserve(struct keyset *ks, size_t n);
 size_t keyset_memory(const struct keyset *ks); /* bytes allocated, for the metrics and benchmarks */
 /* Call fn for every key once (order unspecified; key is not NUL-terminated and is borrowed
  * for the call). Stops early if fn returns nonzero and returns that value; 0 otherwise.

@@ -9,11 +9,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "jscan.h"
 #include "log.h"
 #include "stpage.h"
 #include "util.h"
 
-#define STPAGE_MAX_DEPTH    2048 /* as jansson: nesting beyond this is malformed */
 #define STPAGE_INT64_DIGITS 19
 
 void st_page_clear(struct st_page *page)
@@ -26,46 +26,13 @@ void st_page_clear(struct st_page *page)
 	*page = (struct st_page){0};
 }
 
-/* Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, no
- * surrogates, nothing above U+10FFFF), or 0. */
-static size_t utf8_seq(const unsigned char *s, size_t n)
-{
-	unsigned char c = s[0];
-	if (c < 0x80)
-		return c ? 1 : 0;
-	size_t need;
-	unsigned char lo = 0x80, hi = 0xBF;
-	if (c >= 0xC2 && c <= 0xDF)
-		need = 1;
-	else if (c >= 0xE0 && c <= 0xEF) {
-		need = 2;
-		if (c == 0xE0)
-			lo = 0xA0;
-		else if (c == 0xED)
-			hi = 0x9F;
-	} else if (c >= 0xF0 && c <= 0xF4) {
-		need = 3;
-		if (c == 0xF0)
-			lo = 0x90;
-		else if (c == 0xF4)
-			hi = 0x8F;
-	} else
-		return 0;
-	if (n < need + 1 || s[1] < lo || s[1] > hi)
-		return 0;
-	for (size_t i = 2; i <= need; i++)
-		if (s[i] < 0x80 || s[i] > 0xBF)
-			return 0;
-	return need + 1;
-}
-
 char *st_utf8_escape(const char *s, size_t len)
 {
 	struct buf b = {0};
 	const unsigned char *p = (const unsigned char *)s;
 	int r = buf_reserve(&b, len + 1);
 	for (size_t i = 0; i < len && r == 0;) {
-		size_t k = utf8_seq(p + i, len - i);
+		size_t k = jscan_utf8_seq(p + i, len - i);
 		if (k) {
 			r = buf_append(&b, p + i, k);
 			i += k;
@@ -81,82 +48,7 @@ char *st_utf8_escape(const char *s, size_t len)
 	return buf_steal(&b);
 }
 
-/* ---- the structural scan ------------------------------------------------ */
-
-struct scan {
-	const char *p, *end;
-};
-
-static void ws(struct scan *s)
-{
-	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
-		s->p++;
-}
-
-/* Past the string at s->p. A quote ends it unless an odd run of backslashes
- * precedes it; memchr() finds the candidates, which is most of a row's bytes. */
-static bool skip_string(struct scan *s)
-{
-	const char *from = s->p + 1; /* past the opening quote */
-	for (;;) {
-		const char *q = memchr(from, '"', (size_t)(s->end - from));
-		if (!q)
-			return false;
-		size_t bs = 0;
-		while (q - bs > from && q[-1 - (ptrdiff_t)bs] == '\\')
-			bs++;
-		if (bs % 2 == 0) {
-			s->p = q + 1;
-			return true;
-		}
-		from = q + 1;
-	}
-}
-
-static bool is_delim(char c)
-{
-	return c == ',' || c == ']' || c == '}' || c == ':' || c == ' ' || c == '\t' || c == '\n' ||
-	       c == '\r' || c == '"' || c == '[' || c == '{';
-}
-
-/* One value of any kind, containers matched bracket for bracket. Scalars
- * are only delimited here; reading them is jansson's job. */
-static bool skip_value(struct scan *s)
-{
-	char stack[STPAGE_MAX_DEPTH];
-	size_t depth = 0;
-	do {
-		ws(s);
-		if (s->p >= s->end)
-			return false;
-		char c = *s->p;
-		if (c == '"') {
-			if (!skip_string(s))
-				return false;
-		} else if (c == '{' || c == '[') {
-			if (depth == sizeof(stack))
-				return false;
-			stack[depth++] = c == '{' ? '}' : ']';
-			s->p++;
-		} else if (c == '}' || c == ']') {
-			if (depth == 0 || stack[depth - 1] != c)
-				return false;
-			depth--;
-			s->p++;
-		} else if (c == ',' || c == ':') {
-			if (depth == 0)
-				return false;
-			s->p++;
-		} else {
-			const char *start = s->p;
-			while (s->p < s->end && !is_delim(*s->p))
-				s->p++;
-			if (s->p == start)
-				return false;
-		}
-	} while (depth > 0);
-	return true;
-}
+/* ---- the structural scan (jscan.h) ----------------------------------- */
 
 /* The member name at s->p is "data" (escapes decoded as jansson would). */
 static bool key_is_data(const char *start, const char *end)
@@ -175,36 +67,36 @@ static bool key_is_data(const char *start, const char *end)
  * absent. False when the body is not one well-formed object. */
 static bool find_data(const char *body, size_t len, const char **ds, const char **de)
 {
-	struct scan s = {body, body + len};
+	struct jscan s = {body, body + len};
 	*ds = *de = NULL;
-	ws(&s);
+	jscan_ws(&s);
 	if (s.p >= s.end || *s.p != '{')
 		return false;
 	s.p++;
-	ws(&s);
+	jscan_ws(&s);
 	if (s.p < s.end && *s.p == '}') {
 		s.p++;
 	} else {
 		for (;;) {
-			ws(&s);
+			jscan_ws(&s);
 			if (s.p >= s.end || *s.p != '"')
 				return false;
 			const char *ks = s.p;
-			if (!skip_string(&s))
+			if (!jscan_skip_string(&s))
 				return false;
 			bool data = key_is_data(ks, s.p);
-			ws(&s);
+			jscan_ws(&s);
 			if (s.p >= s.end || *s.p++ != ':')
 				return false;
-			ws(&s);
+			jscan_ws(&s);
 			const char *vs = s.p;
-			if (!skip_value(&s))
+			if (!jscan_skip_value(&s))
 				return false;
 			if (data) { /* the last one wins, as in jansson */
 				*ds = vs;
 				*de = s.p;
 			}
-			ws(&s);
+			jscan_ws(&s);
 			if (s.p >= s.end)
 				return false;
 			if (*s.p == '}') {
@@ -215,7 +107,7 @@ static bool find_data(const char *body, size_t len, const char **ds, const char 
 				return false;
 		}
 	}
-	ws(&s);
+	jscan_ws(&s);
 	return s.p == s.end;
 }
 
@@ -243,18 +135,18 @@ static bool number_too_big(const char *p, const char *e)
 /* The element with every number too big for jansson quoted as a string. */
 static int quote_big_numbers(const char *s, size_t len, struct buf *out)
 {
-	struct scan sc = {s, s + len};
+	struct jscan sc = {s, s + len};
 	const char *copied = s;
 	int r = 0;
 	buf_reset(out);
 	while (sc.p < sc.end && r == 0) {
 		char c = *sc.p;
 		if (c == '"') {
-			if (!skip_string(&sc))
+			if (!jscan_skip_string(&sc))
 				break;
 		} else if (c == '-' || (c >= '0' && c <= '9')) {
 			const char *start = sc.p;
-			while (sc.p < sc.end && !is_delim(*sc.p))
+			while (sc.p < sc.end && !jscan_is_delim(*sc.p))
 				sc.p++;
 			if (number_too_big(start, sc.p)) {
 				r = buf_append(out, copied, (size_t)(start - copied));
@@ -314,78 +206,35 @@ static int add_bad(struct st_page *pg, const char *s, size_t len, const json_err
 	return 0;
 }
 
-/* The string at s->p (its opening quote) as jansson would read it byte for
- * byte: no escape and no control character. Its contents' span, and s->p past
- * it; false (s->p unspecified) when it is not plain or not closed. */
-static bool plain_string(struct scan *s, const char **start, size_t *len)
-{
-	const char *p = s->p + 1;
-	while (p < s->end) {
-		unsigned char c = (unsigned char)*p;
-		if (c == '"') {
-			*start = s->p + 1;
-			*len = (size_t)(p - *start);
-			s->p = p + 1;
-			return true;
-		}
-		if (c == '\\' || c < 0x20)
-			return false;
-		p++;
-	}
-	return false;
-}
-
-static bool valid_utf8(const char *s, size_t len)
-{
-	const unsigned char *p = (const unsigned char *)s;
-	for (size_t i = 0, k; i < len; i += k)
-		if (!(k = utf8_seq(p + i, len - i)))
-			return false;
-	return true;
-}
-
 /* The element's top-level member `key`, when the element is an object and
  * that member's value is a plain string of valid UTF-8; the last member of that name wins,
  * as in jansson. False for anything else (a member name with an escape
  * included), and the element is then read in full. */
 static bool plain_key(const char *el, size_t len, const char *key, const char **ks, size_t *kl)
 {
-	struct scan s = {el, el + len};
+	struct jscan s = {el, el + len};
 	size_t keylen = strlen(key);
 	bool found = false;
-	ws(&s);
+	const char *name;
+	size_t nlen;
+	int m;
+	jscan_ws(&s);
 	if (s.p >= s.end || *s.p++ != '{')
 		return false;
-	for (;;) {
-		ws(&s);
-		const char *name;
-		size_t nlen;
-		if (s.p >= s.end || *s.p != '"' || !plain_string(&s, &name, &nlen))
-			return false;
-		ws(&s);
-		if (s.p >= s.end || *s.p++ != ':')
-			return false;
-		ws(&s);
-		if (s.p >= s.end)
-			return false;
+	for (bool first = true; (m = jscan_member(&s, first, &name, &nlen)) > 0; first = false) {
 		if (nlen == keylen && memcmp(name, key, keylen) == 0) {
-			struct scan v = s;
-			found = *s.p == '"' && plain_string(&v, ks, kl) && valid_utf8(*ks, *kl);
-			if (found)
+			struct jscan v = s;
+			found = *s.p == '"' && jscan_plain_string(&v, ks, kl) &&
+			        jscan_utf8_valid(*ks, *kl);
+			if (found) {
 				s.p = v.p;
-			else if (!skip_value(&s))
-				return false;
-		} else if (!skip_value(&s)) {
-			return false;
+				continue;
+			}
 		}
-		ws(&s);
-		if (s.p >= s.end)
-			return false;
-		if (*s.p == '}')
-			return found;
-		if (*s.p++ != ',')
+		if (!jscan_skip_value(&s))
 			return false;
 	}
+	return m == 0 && found;
 }
 
 /* A row whose key the caller holds: counted, never read. */
@@ -442,23 +291,23 @@ static int scan_page(const char *body, size_t len, const char *key, const struct
 		return 0;
 	if (*ds != '[')
 		return -EBADMSG;
-	struct scan s = {ds + 1, de - 1}; /* inside the brackets */
+	struct jscan s = {ds + 1, de - 1}; /* inside the brackets */
 	struct buf tmp = {0};
 	int r = 0;
-	ws(&s);
+	jscan_ws(&s);
 	while (s.p < s.end && r == 0) {
 		const char *es = s.p;
-		if (!skip_value(&s)) {
+		if (!jscan_skip_value(&s)) {
 			r = -EBADMSG;
 			break;
 		}
 		r = read_element(pg, es, (size_t)(s.p - es), key, known, &tmp);
-		ws(&s);
+		jscan_ws(&s);
 		if (s.p == s.end)
 			break;
 		if (*s.p++ != ',')
 			r = -EBADMSG;
-		ws(&s);
+		jscan_ws(&s);
 		if (s.p == s.end) /* a trailing comma */
 			r = -EBADMSG;
 	}

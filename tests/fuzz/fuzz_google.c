@@ -1,7 +1,9 @@
 /* fuzz_google.c - libFuzzer target for the parsers of Google's replies: token endpoint and
  * metadata server bodies (gauth.c), error envelopes (gapi.c), and BigQuery's insertErrors, error
- * messages and the ids built from row keys (bigquery.c). Anything a server or a proxy sends must
- * be read or refused, never crash, leak or read out of bounds. See README.md for the builds. */
+ * messages and the ids built from row keys (bigquery.c), and query result pages (bqrows.c: the
+ * scan that reads rows without a tree is held against jansson's tree). Anything a server or a
+ * proxy sends must be read or refused, never crash, leak or read out of bounds. See README.md
+ * for the builds. */
 #include "autoconfig.h"
 
 #include <ctype.h>
@@ -14,6 +16,7 @@
 #include <jansson.h>
 
 #include "bigquery-internal.h"
+#include "bqrows.h"
 #include "gapi.h"
 #include "gauth.h"
 #include "http.h"
@@ -267,6 +270,51 @@ static void bigquery_replies(const uint8_t *data, size_t size, const char *text)
 	key_ids(text, data, size);
 }
 
+/* Rows as one JSON array of arrays (null for NULL), to compare two readings. */
+static int collect(const char *const *v, const size_t *lens, size_t n, void *ud)
+{
+	json_t *row = json_array();
+	INVARIANT(row);
+	for (size_t i = 0; i < n; i++) {
+		INVARIANT(!v[i] || v[i][lens[i]] == '\0');
+		json_array_append_new(row, v[i] ? json_stringn(v[i], lens[i]) : json_null());
+	}
+	return json_array_append_new(ud, row) == 0 ? 0 : -ENOMEM;
+}
+
+/* The bytes as a query result page: the scan gives the tree's rows, and the rest of the
+ * reply as the tree has it, whenever jansson can read the page. */
+static void query_rows(const uint8_t *data, size_t size)
+{
+	struct bqrows scratch = {0};
+	json_t *tree_rows = json_array(), *scan_rows = json_array(), *rest = NULL;
+	const char *rows;
+	size_t rows_len, nt = 0, ns = 0;
+	INVARIANT(tree_rows && scan_rows);
+
+	json_t *tree = json_loadb((const char *)data, size, 0, NULL);
+	int rt = json_is_object(tree) ? bqrows_each_tree(&scratch, tree, collect, tree_rows, &nt)
+	                              : -EPROTO;
+	int rs = bqrows_split((const char *)data, size, &rest, &rows, &rows_len);
+	INVARIANT(rs == 0 || rs == -EPROTO);
+	INVARIANT((rs == 0) == (rest != NULL));
+	if (rs == 0)
+		rs = bqrows_each(&scratch, rows, rows_len, collect, scan_rows, &ns);
+	INVARIANT(rs == 0 || rs == -EPROTO);
+	INVARIANT(ns == json_array_size(scan_rows));
+	if (rt == 0) {
+		INVARIANT(rs == 0 && ns == nt && json_equal(tree_rows, scan_rows));
+		if (json_object_get(tree, "rows"))
+			INVARIANT(json_object_set_new(tree, "rows", json_null()) == 0);
+		INVARIANT(json_equal(tree, rest));
+	}
+	json_decref(tree);
+	json_decref(rest);
+	json_decref(tree_rows);
+	json_decref(scan_rows);
+	bqrows_clear(&scratch);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	static int ready;
@@ -278,6 +326,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	token_reply(data, size);
 	error_bodies(data, size);
+	query_rows(data, size);
 
 	char *text = malloc(size + 1);
 	if (!text)

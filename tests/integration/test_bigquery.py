@@ -300,9 +300,12 @@ def test_seed_100000_keys_over_many_pages_exactly_once(ctx):
     check(len(got) == 100000 and set(got) == set(keys), "every key once (%d)" % len(got))
     pages = [q for q in calls(ctx, "/queries/", "GET") if "pageToken" in q["query"]]
     check(len(pages) >= 10, "many pages, saw %d" % len(pages))
-    check(res["progress_calls"] == len(pages) + 1 and res["last_progress"] == 100000,
+    check(res["progress_calls"] == len(pages) + 2 and res["last_progress"] == 100000,
           "progress after every page: %r" % {k: res[k] for k in ("progress_calls",
                                                                 "last_progress")})
+    check(res["first_progress"] == 0 and res["first_total"] == 100000,
+          "the total announced before the first row: %r" % {
+              k: res[k] for k in ("first_progress", "first_total")})
     q = calls(ctx, "/queries")[0]
     body = json.loads(q["body"])
     check(body["useLegacySql"] is False and body["location"] == "EU" and

@@ -93,7 +93,7 @@ static void do_ensure(struct probe *p, const char *table, const struct schema *s
 
 struct seed {
 	json_t *keys;
-	size_t nulls, progress_calls, last_progress, columns;
+	size_t nulls, progress_calls, last_progress, first_progress, first_total, columns;
 	long stop_after;
 };
 
@@ -110,10 +110,13 @@ static int seed_row(const char *const *values, const size_t *lens, size_t n, voi
 	return 0;
 }
 
-static void seed_progress(size_t rows, void *ud)
+static void seed_progress(size_t rows, size_t total, void *ud)
 {
 	struct seed *s = ud;
-	s->progress_calls++;
+	if (s->progress_calls++ == 0) {
+		s->first_progress = rows;
+		s->first_total = total;
+	}
 	s->last_progress = rows;
 }
 
@@ -137,6 +140,8 @@ static void do_seed(struct probe *p, const char *table, const struct schema *s)
 	json_object_set_new(o, "columns", json_integer((json_int_t)sd.columns));
 	json_object_set_new(o, "progress_calls", json_integer((json_int_t)sd.progress_calls));
 	json_object_set_new(o, "last_progress", json_integer((json_int_t)sd.last_progress));
+	json_object_set_new(o, "first_progress", json_integer((json_int_t)sd.first_progress));
+	json_object_set_new(o, "first_total", json_integer((json_int_t)sd.first_total));
 	json_object_set_new(o, "ms", json_integer((json_int_t)(util_now_ms() - t0)));
 	json_object_set_new(o, "keys", sd.keys);
 	json_object_set_new(o, "stats", stats_json(p));

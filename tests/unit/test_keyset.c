@@ -298,6 +298,47 @@ static void test_duplicates_return_zero_and_do_not_count(void)
 	keyset_free(ks);
 }
 
+/* Reserving room: the keys already in stay found, the adds up to the reserved count never
+ * start a rehash, and a big set moves incrementally (lookups exact mid-move). */
+static void test_reserve_makes_room_once(void)
+{
+	char k[KEY_LEN];
+	for (size_t held = 0; held <= 200000; held += 100000) {
+		struct keyset *ks = keyset_new(0);
+		for (size_t i = 0; i < held; i++) {
+			make_key(i, k);
+			CHECK_INT(keyset_add(ks, k, KEY_LEN), 1);
+		}
+		CHECK_INT(keyset_reserve(ks, held + 300000), 0);
+		CHECK(held <= 65536 || keyset_rehashing(ks)); /* big: moves as adds come */
+		for (size_t i = 0; i < held; i += 7) {
+			make_key(i, k);
+			CHECK(keyset_has(ks, k, KEY_LEN));
+		}
+		size_t memory = 0;
+		bool grew = false;
+		for (size_t i = held; i < held + 300000; i++) {
+			make_key(i, k);
+			CHECK_INT(keyset_add(ks, k, KEY_LEN), 1);
+			if (i == held + 200000)
+				memory = keyset_memory(ks);
+		}
+		/* No table grew in the last 100 000 adds: only the arena may have. */
+		grew = keyset_rehashing(ks);
+		CHECK(!grew);
+		CHECK(keyset_memory(ks) >= memory);
+		CHECK_INT(keyset_count(ks), held + 300000);
+		for (size_t i = 0; i < held + 300000; i += 11) {
+			make_key(i, k);
+			CHECK(keyset_has(ks, k, KEY_LEN));
+		}
+		make_key(held + 300000, k);
+		CHECK(!keyset_has(ks, k, KEY_LEN));
+		CHECK_INT(keyset_reserve(ks, 10), 0); /* already room: nothing to do */
+		keyset_free(ks);
+	}
+}
+
 /* Growth is spread over many adds and lookups stay exact at every step of it. */
 static void test_growth_is_incremental_and_lookups_work_mid_rehash(void)
 {
@@ -627,6 +668,7 @@ int main(void)
 	RUN(test_invalid_lengths_are_refused);
 	RUN(test_duplicates_return_zero_and_do_not_count);
 	RUN(test_growth_is_incremental_and_lookups_work_mid_rehash);
+	RUN(test_reserve_makes_room_once);
 	RUN(test_runs_wrapping_round_the_old_table_survive_the_rehash);
 	RUN(test_foreach_visits_each_key_exactly_once);
 	RUN(test_memory_accounting_is_sane);

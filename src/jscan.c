@@ -1,0 +1,155 @@
+/* jscan.c - a structural JSON scanner; see jscan.h. */
+#include "autoconfig.h"
+
+#include <stddef.h>
+#include <string.h>
+
+#include "jscan.h"
+
+void jscan_ws(struct jscan *s)
+{
+	while (s->p < s->end && (*s->p == ' ' || *s->p == '\t' || *s->p == '\n' || *s->p == '\r'))
+		s->p++;
+}
+
+/* A quote ends a string unless an odd run of backslashes precedes it;
+ * memchr() finds the candidates, which is most of a row's bytes. */
+bool jscan_skip_string(struct jscan *s)
+{
+	const char *from = s->p + 1; /* past the opening quote */
+	for (;;) {
+		const char *q = memchr(from, '"', (size_t)(s->end - from));
+		if (!q)
+			return false;
+		size_t bs = 0;
+		while (q - bs > from && q[-1 - (ptrdiff_t)bs] == '\\')
+			bs++;
+		if (bs % 2 == 0) {
+			s->p = q + 1;
+			return true;
+		}
+		from = q + 1;
+	}
+}
+
+bool jscan_is_delim(char c)
+{
+	return c == ',' || c == ']' || c == '}' || c == ':' || c == ' ' || c == '\t' || c == '\n' ||
+	       c == '\r' || c == '"' || c == '[' || c == '{';
+}
+
+bool jscan_skip_value(struct jscan *s)
+{
+	char stack[JSCAN_MAX_DEPTH];
+	size_t depth = 0;
+	do {
+		jscan_ws(s);
+		if (s->p >= s->end)
+			return false;
+		char c = *s->p;
+		if (c == '"') {
+			if (!jscan_skip_string(s))
+				return false;
+		} else if (c == '{' || c == '[') {
+			if (depth == sizeof(stack))
+				return false;
+			stack[depth++] = c == '{' ? '}' : ']';
+			s->p++;
+		} else if (c == '}' || c == ']') {
+			if (depth == 0 || stack[depth - 1] != c)
+				return false;
+			depth--;
+			s->p++;
+		} else if (c == ',' || c == ':') {
+			if (depth == 0)
+				return false;
+			s->p++;
+		} else {
+			const char *start = s->p;
+			while (s->p < s->end && !jscan_is_delim(*s->p))
+				s->p++;
+			if (s->p == start)
+				return false;
+		}
+	} while (depth > 0);
+	return true;
+}
+
+bool jscan_plain_string(struct jscan *s, const char **start, size_t *len)
+{
+	const char *p = s->p + 1;
+	while (p < s->end) {
+		unsigned char c = (unsigned char)*p;
+		if (c == '"') {
+			*start = s->p + 1;
+			*len = (size_t)(p - *start);
+			s->p = p + 1;
+			return true;
+		}
+		if (c == '\\' || c < 0x20)
+			return false;
+		p++;
+	}
+	return false;
+}
+
+int jscan_member(struct jscan *s, bool first, const char **name, size_t *nlen)
+{
+	jscan_ws(s);
+	if (s->p >= s->end)
+		return -1;
+	if (*s->p == '}') {
+		s->p++;
+		return 0;
+	}
+	if (!first && *s->p++ != ',')
+		return -1;
+	jscan_ws(s);
+	if (s->p >= s->end || *s->p != '"' || !jscan_plain_string(s, name, nlen))
+		return -1;
+	jscan_ws(s);
+	if (s->p >= s->end || *s->p++ != ':')
+		return -1;
+	jscan_ws(s);
+	return s->p < s->end ? 1 : -1;
+}
+
+size_t jscan_utf8_seq(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	if (c < 0x80)
+		return c ? 1 : 0;
+	size_t need;
+	unsigned char lo = 0x80, hi = 0xBF;
+	if (c >= 0xC2 && c <= 0xDF)
+		need = 1;
+	else if (c >= 0xE0 && c <= 0xEF) {
+		need = 2;
+		if (c == 0xE0)
+			lo = 0xA0;
+		else if (c == 0xED)
+			hi = 0x9F;
+	} else if (c >= 0xF0 && c <= 0xF4) {
+		need = 3;
+		if (c == 0xF0)
+			lo = 0x90;
+		else if (c == 0xF4)
+			hi = 0x8F;
+	} else
+		return 0;
+	if (n < need + 1 || s[1] < lo || s[1] > hi)
+		return 0;
+	for (size_t i = 2; i <= need; i++)
+		if (s[i] < 0x80 || s[i] > 0xBF)
+			return 0;
+	return need + 1;
+}
+
+bool jscan_utf8_valid(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t i = 0, k; i < len; i += k)
+		if (!(k = jscan_utf8_seq(p + i, len - i)))
+			return false;
+	return true;
+}

@@ -1,0 +1,43 @@
+/* jscan.h - a structural JSON scanner: finds where values begin and end in
+ * a reply without building a tree and without allocating.
+ *
+ * Most of what the daemon reads is thrown away or needs one field (a known
+ * sale's key, a seeding row's values), and a jansson tree costs 70 to 200
+ * bytes and a malloc per value. The scanner matches brackets and strings;
+ * it does not read scalars, so jansson stays the judge of anything kept
+ * that is not a plain string. */
+#ifndef STBQ_JSCAN_H
+#define STBQ_JSCAN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#define JSCAN_MAX_DEPTH 2048 /* as jansson: nesting beyond this is malformed */
+
+struct jscan {
+	const char *p, *end;
+};
+
+/* A character that ends a scalar (number, true, false, null). */
+bool jscan_is_delim(char c);
+/* Past JSON whitespace. */
+void jscan_ws(struct jscan *s);
+/* s->p at a string's opening quote: past its closing one. False if unclosed. */
+bool jscan_skip_string(struct jscan *s);
+/* One value of any kind (after whitespace), containers matched bracket for
+ * bracket; scalars are only delimited. False if malformed or too deep. */
+bool jscan_skip_value(struct jscan *s);
+/* s->p at a string's opening quote: when it is plain (no escape, no control
+ * character, so jansson would read its bytes as they are, if they are valid
+ * UTF-8), its contents' span and s->p past it. False otherwise. */
+bool jscan_plain_string(struct jscan *s, const char **start, size_t *len);
+/* Inside an object (s->p past its '{' for the `first` member, else past a
+ * member's value): the next member's name, when plain, and s->p at its value.
+ * 1 a member, 0 the end ('}' passed), -1 malformed or a name that is not
+ * plain (the caller falls back to jansson). */
+int jscan_member(struct jscan *s, bool first, const char **name, size_t *nlen);
+/* Length of the valid UTF-8 sequence at s (RFC 3629), or 0. */
+size_t jscan_utf8_seq(const unsigned char *s, size_t n);
+bool jscan_utf8_valid(const char *s, size_t len);
+
+#endif

@@ -247,6 +247,34 @@ static int read_row(struct bqrows *r, struct jscan *s, size_t *n)
 	return m == 0 && have ? 0 : -EPROTO;
 }
 
+/* One row from a tree: its cells' values in r->values/lens (pointing into the tree). */
+static int tree_row(struct bqrows *r, const json_t *row, size_t *n)
+{
+	const json_t *f = json_object_get(row, "f");
+	if (!json_is_array(f))
+		return -EPROTO;
+	size_t nc = json_array_size(f);
+	if (reserve(r, nc) < 0)
+		return -ENOMEM;
+	for (size_t c = 0; c < nc; c++) {
+		const json_t *cell = json_array_get(f, c);
+		const json_t *v = json_object_get(cell, "v");
+		if (!json_is_object(cell))
+			return -EPROTO;
+		if (json_is_string(v)) {
+			r->values[c] = json_string_value(v);
+			r->lens[c] = json_string_length(v);
+		} else if (!v || json_is_null(v)) {
+			r->values[c] = NULL;
+			r->lens[c] = 0;
+		} else {
+			return -EPROTO;
+		}
+	}
+	*n = nc;
+	return 0;
+}
+
 int bqrows_each(struct bqrows *r, const char *rows, size_t len, bq_row_fn fn, void *userdata,
                 size_t *delivered)
 {
@@ -261,11 +289,28 @@ int bqrows_each(struct bqrows *r, const char *rows, size_t len, bq_row_fn fn, vo
 		return 0;
 	for (;;) {
 		size_t n = 0;
+		const char *start = s.p;
 		int e = read_row(r, &s, &n);
-		if (e < 0)
+		if (e == -EPROTO) {
+			/* A member name with escapes, or something the scan does not take:
+			 * jansson reads this row (it decodes names as BigQuery meant them). */
+			json_t *row;
+			s.p = start;
+			jscan_ws(&s);
+			start = s.p;
+			if (!jscan_skip_value(&s) ||
+			    !(row = json_loadb(start, (size_t)(s.p - start), JSON_DECODE_ANY,
+			                       NULL)))
+				return -EPROTO;
+			e = tree_row(r, row, &n);
+			if (e == 0)
+				e = fn(r->values, r->lens, n, userdata);
+			json_decref(row);
+			if (e)
+				return e;
+		} else if (e < 0 || (e = fn(r->values, r->lens, n, userdata)) != 0) {
 			return e;
-		if ((e = fn(r->values, r->lens, n, userdata)) != 0)
-			return e;
+		}
 		(*delivered)++;
 		jscan_ws(&s);
 		if (s.p < s.end && *s.p == ']')
@@ -280,7 +325,7 @@ int bqrows_each_tree(struct bqrows *r, const json_t *reply, bq_row_fn fn, void *
 {
 	const json_t *rows = json_object_get(reply, "rows");
 	const json_t *row;
-	size_t i;
+	size_t i, n;
 
 	if (!rows || json_is_null(rows))
 		return 0;
@@ -288,28 +333,9 @@ int bqrows_each_tree(struct bqrows *r, const json_t *reply, bq_row_fn fn, void *
 		return -EPROTO;
 	json_array_foreach(rows, i, row)
 	{
-		const json_t *f = json_object_get(row, "f");
-		if (!json_is_array(f))
-			return -EPROTO;
-		size_t nc = json_array_size(f);
-		if (reserve(r, nc) < 0)
-			return -ENOMEM;
-		for (size_t c = 0; c < nc; c++) {
-			const json_t *cell = json_array_get(f, c);
-			const json_t *v = json_object_get(cell, "v");
-			if (!json_is_object(cell))
-				return -EPROTO;
-			if (json_is_string(v)) {
-				r->values[c] = json_string_value(v);
-				r->lens[c] = json_string_length(v);
-			} else if (!v || json_is_null(v)) {
-				r->values[c] = NULL;
-				r->lens[c] = 0;
-			} else {
-				return -EPROTO;
-			}
-		}
-		int e = fn(r->values, r->lens, nc, userdata);
+		int e = tree_row(r, row, &n);
+		if (e == 0)
+			e = fn(r->values, r->lens, n, userdata);
 		if (e)
 			return e;
 		(*delivered)++;

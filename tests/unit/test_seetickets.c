@@ -201,15 +201,18 @@ static void test_known_rows_are_counted_not_read(void)
 	struct knowing n = {none, 0};
 	struct st_known nothing = {knows, &n};
 	body = "{\"data\":[{\"id\":\"A\",\"v\":[1,{\"w\":\"]}\"}]},{\"id\":\"B\\\\\"}],\"m\":1}";
+	st_page_clear(&pg);
 	err = st_parse_page(body, strlen(body), "test", "id", &nothing, &pg);
 	CHECK_INT(err, 0);
 	json_t *fast = json_incref(pg.rows);
+	st_page_clear(&pg);
 	err = st_parse_page(body, strlen(body), "test", "id", NULL, &pg);
 	CHECK_INT(err, 0);
 	CHECK(json_equal(fast, pg.rows));
 	json_decref(fast);
 
 	/* Truncated or broken structure stays malformed with a filter. */
+	st_page_clear(&pg);
 	body = "{\"data\":[{\"id\":\"K1\"},{\"id\":\"K2\"}";
 	CHECK_INT(st_parse_page(body, strlen(body), "test", "id", &filter, &pg), -EBADMSG);
 	body = "{\"data\":[{\"id\":\"K1\"}}]}";

@@ -344,12 +344,19 @@ static int write_metrics(struct daemon *d)
 }
 
 /* One poll of one feed, with its summary record and STATUS line. */
-/* "at 17:40:02" in the machine's time zone, as the journal shows it. */
+/* "17:40:02 UTC" in the machine's time zone, as the journal shows it, with
+ * the date in front when it is not today's: a feed that last polled
+ * yesterday must not look current. */
 static void format_clock(int64_t when, char *out, size_t len)
 {
-	time_t tt = (time_t)when;
-	struct tm tm;
-	if (!localtime_r(&tt, &tm) || strftime(out, len, "%H:%M:%S", &tm) == 0)
+	time_t tt = (time_t)when, now = time(NULL);
+	struct tm tm, today;
+	if (!localtime_r(&tt, &tm) || !localtime_r(&now, &today) ||
+	    strftime(out, len,
+	             tm.tm_yday == today.tm_yday && tm.tm_year == today.tm_year
+	                     ? "%H:%M:%S %Z"
+	                     : "%Y-%m-%d %H:%M:%S %Z",
+	             &tm) == 0)
 		snprintf(out, len, "?");
 }
 

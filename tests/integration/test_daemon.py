@@ -54,7 +54,7 @@ def test_status_shows_both_feeds_last_polls_with_their_times():
         d.wait_notify("STATUS=sales: fetched", 30)
         d.wait_notify("STATUS=events: fetched", 30)
         d.wait_notify("STATUS=sales: fetched", 30)
-        clock = r"at \d\d:\d\d:\d\d"
+        clock = r"at (\d{4}-\d\d-\d\d )?\d\d:\d\d:\d\d \w+"
         both = re.compile(r"^STATUS=(sales|events): fetched \d+, new \d+, inserted \d+, "
                           r"rejected \d+ " + clock + r"; (sales|events): fetched \d+, new \d+, "
                           r"inserted \d+, rejected \d+ " + clock + "$")

@@ -1252,7 +1252,7 @@ static int stream_batch(struct ins *x, size_t *idx, size_t k)
 	return r;
 }
 
-static int insert_streaming(struct bq *b, const char *table, json_t *const *rows,
+static int insert_streaming(struct bq *b, const char *table, const struct bq_text *rows,
                             const char *const *keys, size_t n, struct bq_row_status *st)
 {
 	struct ins x = {.b = b, .table = table, .st = st, .t0 = util_now_ms()};
@@ -1272,26 +1272,30 @@ static int insert_streaming(struct bq *b, const char *table, json_t *const *rows
 	if (!x.url || !x.ent || !x.elen || !x.next || !x.v || !cur)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		if (!json_is_object(rows[i])) {
+		if (rows[i].len == 0 || rows[i].json[0] != '{') {
 			set_invalid(b, &st[i], "row is not a JSON object");
 			continue;
 		}
+		/* {"insertId":ID,"json":ROW}: the row's text as it is, never parsed again. */
 		char iid[BQ_INSERT_ID_MAX + 1];
-		json_t *e = json_object();
 		json_t *id = keys && keys[i] ? json_string(bq_insert_id(keys[i], iid)) : NULL;
-		if (e && keys && keys[i] && !id) {
-			json_decref(e);
+		if (keys && keys[i] && !id) {
 			set_invalid(b, &st[i], "insertId: key is not valid UTF-8");
 			continue;
 		}
-		if (!e || (id && json_object_set_new(e, "insertId", id) < 0) ||
-		    json_object_set(e, "json", rows[i]) < 0 ||
-		    !(x.ent[i] = json_dumps(e, JSON_COMPACT))) {
-			json_decref(e);
+		char *idtext = id ? json_dumps(id, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
+		json_decref(id);
+		if (id && !idtext)
+			goto out;
+		int w = asprintf(&x.ent[i], "{%s%s%s\"json\":%.*s}", idtext ? "\"insertId\":" : "",
+		                 idtext ? idtext : "", idtext ? "," : "", (int)rows[i].len,
+		                 rows[i].json);
+		free(idtext);
+		if (w < 0) {
+			x.ent[i] = NULL;
 			goto out;
 		}
-		json_decref(e);
-		x.elen[i] = strlen(x.ent[i]);
+		x.elen[i] = (size_t)w;
 		if (overhead + x.elen[i] > BQ_MAX_BYTES_PER_INSERT) {
 			/* Sure to be refused: spare BigQuery (and us) 10 MB. */
 			set_invalid(b, &st[i], "row too large for a streaming insert");
@@ -1756,7 +1760,7 @@ static int load_chunk(struct ldx *x, size_t *idx, size_t k)
 	return r;
 }
 
-static int insert_load(struct bq *b, const char *table, json_t *const *rows, size_t n,
+static int insert_load(struct bq *b, const char *table, const struct bq_text *rows, size_t n,
                        struct bq_row_status *st)
 {
 	struct ldx x = {.b = b, .table = table, .st = st};
@@ -1775,17 +1779,16 @@ static int insert_load(struct bq *b, const char *table, json_t *const *rows, siz
 	if (!x.upload_url || !x.line || !x.llen || !cur)
 		goto out;
 	for (size_t i = 0; i < n; i++) {
-		if (!json_is_object(rows[i])) {
+		if (rows[i].len == 0 || rows[i].json[0] != '{') {
 			set_invalid(b, &st[i], "row is not a JSON object");
 			continue;
 		}
-		char *s = json_dumps(rows[i], JSON_COMPACT);
-		size_t l = s ? strlen(s) : 0;
-		char *line = s ? realloc(s, l + 2) : NULL;
-		if (!line) {
-			free(s);
+		/* The NDJSON line is the row's text as it is. */
+		size_t l = rows[i].len;
+		char *line = malloc(l + 2);
+		if (!line)
 			goto out;
-		}
+		memcpy(line, rows[i].json, l);
 		line[l] = '\n';
 		line[l + 1] = '\0';
 		x.line[i] = line;
@@ -1810,14 +1813,14 @@ out:
 	return r;
 }
 
-int bq_insert(struct bq *b, const char *table, json_t *const *rows, const char *const *keys,
+int bq_insert(struct bq *b, const char *table, const struct bq_text *rows, const char *const *keys,
               size_t n, struct bq_row_status *status)
 {
 	return bq_insert_as(b, b->method, table, rows, keys, n, status);
 }
 
 int bq_insert_as(struct bq *b, enum config_insert_method method, const char *table,
-                 json_t *const *rows, const char *const *keys, size_t n,
+                 const struct bq_text *rows, const char *const *keys, size_t n,
                  struct bq_row_status *status)
 {
 	for (size_t i = 0; i < n; i++)

@@ -74,6 +74,16 @@ int bq_query_params(struct bq *b, const char *sql, const json_t *params, bq_row_
 /* A queryParameters array of one ARRAY<STRING> parameter `name`. NULL on ENOMEM. */
 json_t *bq_param_strings(const char *name, const char *const *values, size_t n);
 
+/* A row as BigQuery gets it: the text of one JSON object, as spooled. It goes
+ * into the insertAll body and the load job's NDJSON as it is: the spool line
+ * already is the coerced row's compact JSON, so it is never parsed again on
+ * its way out. The caller vouches that it is valid JSON (jansson read it, or
+ * jscan_valid_object() said so). */
+struct bq_text {
+	const char *json;
+	size_t len;
+};
+
 enum bq_row_state {
 	BQ_ROW_PENDING = 0, /* not confirmed (yet): keep it spooled */
 	BQ_ROW_DONE,        /* BigQuery confirmed it */
@@ -85,7 +95,7 @@ struct bq_row_status {
 	char reason[160]; /* for INVALID: "location: message" from insertErrors / errorResult */
 };
 
-/* Insert rows (coerced row objects, borrowed) into `table`, using keys[i] as
+/* Insert rows (their JSON text, borrowed) into `table`, using keys[i] as
  * insertId (streaming) or folding the batch content into the job id (load).
  * Splits by batch_rows / batch_bytes; on "payload too large" (400 or 413)
  * splits in half and resends; a single row too large is INVALID. Streaming:
@@ -95,7 +105,7 @@ struct bq_row_status {
  * status[i] is set for every row. Returns 0 when no row is left PENDING,
  * otherwise the negative errno of the failure that stopped it (-EAGAIN
  * transient, -EACCES permission, -ENOENT table missing, -ECANCELED). */
-int bq_insert(struct bq *b, const char *table, json_t *const *rows, const char *const *keys,
+int bq_insert(struct bq *b, const char *table, const struct bq_text *rows, const char *const *keys,
               size_t n, struct bq_row_status *status);
 /* bq_insert by the given method rather than the configured one: rows already
  * sent by load jobs keep being sent by load jobs (see spool.h). Rows left
@@ -103,7 +113,7 @@ int bq_insert(struct bq *b, const char *table, json_t *const *rows, const char *
  * for them after every resend give -ETIMEDOUT: BigQuery itself answered, so
  * other batches may still go. */
 int bq_insert_as(struct bq *b, enum config_insert_method method, const char *table,
-                 json_t *const *rows, const char *const *keys, size_t n,
+                 const struct bq_text *rows, const char *const *keys, size_t n,
                  struct bq_row_status *status);
 
 /* Counters since start, for metrics and logs. */

@@ -25,14 +25,17 @@
 #include <string.h>
 
 #include "feed-internal.h"
+#include "jscan.h"
 #include "log.h"
 #include "util.h"
 
-/* Rows parsed and handed to bq_insert at once. A parsed row costs ~8 KiB of
- * jansson objects, so the chunk bounds the drain's memory: a few streaming
- * requests' worth, or one load job's worth (load jobs are few and large:
- * 1,500 per table per day). In load mode a chunk's lines are part of the
- * segment's plan: these numbers must not change between versions lightly. */
+/* Rows handed to bq_insert at once, as their spool lines' text (never parsed
+ * again: jscan_valid_object() vouches for a line and the key is read off
+ * it; only a line it cannot vouch for is read by jansson). The chunk bounds
+ * the drain's memory: a few streaming requests' worth, or one load job's
+ * worth (load jobs are few and large: 1,500 per table per day). In load mode
+ * a chunk's lines are part of the segment's plan: these numbers must not
+ * change between versions lightly. */
 #define FEED_DRAIN_STREAM_ROWS 2000
 #define FEED_DRAIN_LOAD_ROWS   8000
 #define FEED_DRAIN_CHUNK_BYTES (4u << 20)
@@ -156,8 +159,8 @@ static int seg_plan(struct feed *f, size_t i, struct segstate *s)
 struct drain {
 	struct feed *f;
 	struct segstate *seg;
-	json_t **rows;
-	const char **keys;
+	struct bq_text *rows; /* each a block: the line, NUL, its key, NUL */
+	const char **keys;    /* into the blocks */
 	size_t *linenos;
 	bool *was_done; /* load: a confirmed line sent again as part of its planned job */
 	size_t n, cap;
@@ -171,7 +174,7 @@ struct drain {
 static void drain_reset(struct drain *d)
 {
 	for (size_t i = 0; i < d->n; i++)
-		json_decref(d->rows[i]);
+		free((char *)d->rows[i].json);
 	d->n = 0;
 }
 
@@ -234,9 +237,11 @@ static int verify_unknown(struct drain *d)
 static void commit_invalid(struct drain *d, size_t i, const char *reason)
 {
 	struct feed *f = d->f;
-	if (feed_dead_letter(f, d->rows[i], reason, "bigquery") == 0) {
+	/* The dead letter holds the row itself: the one time a sent line is read. */
+	json_t *row = json_loadb(d->rows[i].json, d->rows[i].len, 0, NULL);
+	if (row && feed_dead_letter(f, row, reason, "bigquery") == 0) {
 		f->last.rejected++;
-		feed_remember_rejected(f, d->rows[i]);
+		feed_remember_rejected(f, row);
 		/* A corrected version of the row is welcome. */
 		if (feed_key_release(f, d->keys[i]) < 0 ||
 		    seg_set(d->seg, d->linenos[i], SEG_DONE) < 0)
@@ -244,6 +249,7 @@ static void commit_invalid(struct drain *d, size_t i, const char *reason)
 	} else {
 		d->pending++;
 	}
+	json_decref(row);
 }
 
 static int drain_flush(struct drain *d)
@@ -272,7 +278,7 @@ static int drain_flush(struct drain *d)
 	 * rows unknown for half of it are looked up before any further call. */
 	/* Streaming sends only what is unconfirmed; a load job sends its whole
 	 * planned chunk, so that its id is the one it had the first time. */
-	json_t **rows = d->rows;
+	struct bq_text *rows = d->rows;
 	const char **keys = d->keys;
 	size_t *map = NULL, m = d->n;
 	if (!s->load && unsent < d->n) {
@@ -335,11 +341,13 @@ out:
 	return r;
 }
 
-static int chunk_push(struct drain *d, json_t *row, const char *key, size_t lineno, bool done)
+/* One line and its key into the chunk, copied into one block. */
+static int chunk_push(struct drain *d, const char *line, size_t len, const char *key, size_t klen,
+                      size_t lineno, bool done)
 {
 	if (d->n == d->cap) {
 		size_t cap = d->cap ? d->cap * 2 : 256;
-		json_t **rows = realloc(d->rows, cap * sizeof(*rows));
+		struct bq_text *rows = realloc(d->rows, cap * sizeof(*rows));
 		if (rows)
 			d->rows = rows;
 		const char **keys = rows ? realloc(d->keys, cap * sizeof(*keys)) : NULL;
@@ -349,15 +357,20 @@ static int chunk_push(struct drain *d, json_t *row, const char *key, size_t line
 		if (ln)
 			d->linenos = ln;
 		bool *wd = ln ? realloc(d->was_done, cap * sizeof(*wd)) : NULL;
-		if (!wd) {
-			json_decref(row);
+		if (!wd)
 			return -ENOMEM;
-		}
 		d->was_done = wd;
 		d->cap = cap;
 	}
-	d->rows[d->n] = row;
-	d->keys[d->n] = key;
+	char *blk = malloc(len + klen + 2);
+	if (!blk)
+		return -ENOMEM;
+	memcpy(blk, line, len);
+	blk[len] = '\0';
+	memcpy(blk + len + 1, key, klen);
+	blk[len + 1 + klen] = '\0';
+	d->rows[d->n] = (struct bq_text){blk, len};
+	d->keys[d->n] = blk + len + 1;
 	d->linenos[d->n] = lineno;
 	d->was_done[d->n] = done;
 	d->n++;
@@ -397,8 +410,14 @@ static int drain_line_inner(struct drain *d, const char *line, size_t len, size_
 	bool done = seg_has(s, lineno, SEG_DONE);
 	if (done && (d->scan_only || !s->load))
 		return 0;
+	const char *key;
+	size_t klen;
+	/* The common case: a line we wrote, sent as it is. */
+	if (!d->scan_only && jscan_valid_object(line, len) &&
+	    jscan_plain_member(line, len, f->schema->key, &key, &klen))
+		return chunk_push(d, line, len, key, klen, lineno, done);
 	json_t *row = json_loadb(line, len, 0, NULL);
-	const char *key = row ? schema_row_key(f->schema, row) : NULL;
+	key = row ? schema_row_key(f->schema, row) : NULL;
 	if (!key) {
 		json_decref(row);
 		if (d->scan_only || done) {
@@ -416,7 +435,10 @@ static int drain_line_inner(struct drain *d, const char *line, size_t len, size_
 	}
 	if (d->scan_only)
 		return scan_line(d, row, key, lineno);
-	return chunk_push(d, row, key, lineno, done);
+	/* jansson read it: its text is valid JSON, and goes as it is too. */
+	int r = chunk_push(d, line, len, key, strlen(key), lineno, done);
+	json_decref(row);
+	return r;
 }
 
 static int drain_line(const char *line, size_t len, size_t lineno, void *ud)

@@ -153,3 +153,179 @@ bool jscan_utf8_valid(const char *s, size_t len)
 			return false;
 	return true;
 }
+
+bool jscan_plain_member(const char *obj, size_t len, const char *name, const char **value,
+                        size_t *vlen)
+{
+	struct jscan s = {obj, obj + len};
+	size_t want = strlen(name);
+	bool found = false;
+	const char *n;
+	size_t nlen;
+	int m;
+	jscan_ws(&s);
+	if (s.p >= s.end || *s.p++ != '{')
+		return false;
+	for (bool first = true; (m = jscan_member(&s, first, &n, &nlen)) > 0; first = false) {
+		if (nlen == want && memcmp(n, name, want) == 0) {
+			struct jscan v = s;
+			found = *s.p == '"' && jscan_plain_string(&v, value, vlen) &&
+			        jscan_utf8_valid(*value, *vlen);
+			if (found) {
+				s.p = v.p;
+				continue;
+			}
+		}
+		if (!jscan_skip_value(&s))
+			return false;
+	}
+	return m == 0 && found;
+}
+
+/* ---- the conservative validator ---- */
+
+#define JSCAN_MAX_DIGITS 15 /* a double holds these exactly; jansson never overflows */
+
+static bool valid_string(struct jscan *s)
+{
+	const unsigned char *p = (const unsigned char *)s->p + 1;
+	const unsigned char *end = (const unsigned char *)s->end;
+	while (p < end) {
+		unsigned char c = *p;
+		if (c == '"') {
+			s->p = (const char *)p + 1;
+			return true;
+		}
+		if (c < 0x20)
+			return false;
+		if (c == '\\') {
+			if (p + 1 >= end || !strchr("\"\\/bfnrt", p[1]) || p[1] == '\0')
+				return false; /* \u and anything else: jansson decides */
+			p += 2;
+			continue;
+		}
+		if (c < 0x80) {
+			p++;
+			continue;
+		}
+		size_t k = jscan_utf8_seq(p, (size_t)(end - p));
+		if (!k)
+			return false;
+		p += k;
+	}
+	return false;
+}
+
+static bool valid_number(struct jscan *s)
+{
+	const char *p = s->p;
+	size_t digits = 0;
+	if (p < s->end && *p == '-')
+		p++;
+	if (p >= s->end || *p < '0' || *p > '9')
+		return false;
+	if (*p == '0')
+		p++, digits++;
+	else
+		while (p < s->end && *p >= '0' && *p <= '9')
+			p++, digits++;
+	if (p < s->end && *p == '.') {
+		p++;
+		if (p >= s->end || *p < '0' || *p > '9')
+			return false;
+		while (p < s->end && *p >= '0' && *p <= '9')
+			p++, digits++;
+	}
+	if (p < s->end && (*p == 'e' || *p == 'E'))
+		return false;
+	if (digits > JSCAN_MAX_DIGITS || (p < s->end && !jscan_is_delim(*p)))
+		return false;
+	s->p = p;
+	return true;
+}
+
+static bool valid_literal(struct jscan *s, const char *word, size_t n)
+{
+	if ((size_t)(s->end - s->p) < n || memcmp(s->p, word, n) != 0 ||
+	    (s->p + n < s->end && !jscan_is_delim(s->p[n])))
+		return false;
+	s->p += n;
+	return true;
+}
+
+static bool valid_value(struct jscan *s, int depth)
+{
+	jscan_ws(s);
+	if (s->p >= s->end)
+		return false;
+	switch (*s->p) {
+	case '"':
+		return valid_string(s);
+	case 't':
+		return valid_literal(s, "true", 4);
+	case 'f':
+		return valid_literal(s, "false", 5);
+	case 'n':
+		return valid_literal(s, "null", 4);
+	case '[':
+		if (depth >= JSCAN_VALIDATE_DEPTH)
+			return false;
+		s->p++;
+		jscan_ws(s);
+		if (s->p < s->end && *s->p == ']') {
+			s->p++;
+			return true;
+		}
+		for (;;) {
+			if (!valid_value(s, depth + 1))
+				return false;
+			jscan_ws(s);
+			if (s->p >= s->end)
+				return false;
+			if (*s->p == ']') {
+				s->p++;
+				return true;
+			}
+			if (*s->p++ != ',')
+				return false;
+		}
+	case '{':
+		if (depth >= JSCAN_VALIDATE_DEPTH)
+			return false;
+		s->p++;
+		jscan_ws(s);
+		if (s->p < s->end && *s->p == '}') {
+			s->p++;
+			return true;
+		}
+		for (;;) {
+			jscan_ws(s);
+			if (s->p >= s->end || *s->p != '"' || !valid_string(s))
+				return false;
+			jscan_ws(s);
+			if (s->p >= s->end || *s->p++ != ':' || !valid_value(s, depth + 1))
+				return false;
+			jscan_ws(s);
+			if (s->p >= s->end)
+				return false;
+			if (*s->p == '}') {
+				s->p++;
+				return true;
+			}
+			if (*s->p++ != ',')
+				return false;
+		}
+	default:
+		return valid_number(s);
+	}
+}
+
+bool jscan_valid_object(const char *text, size_t len)
+{
+	struct jscan s = {text, text + len};
+	jscan_ws(&s);
+	if (s.p >= s.end || *s.p != '{' || !valid_value(&s, 0))
+		return false;
+	jscan_ws(&s);
+	return s.p == s.end;
+}

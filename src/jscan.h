@@ -36,6 +36,20 @@ bool jscan_plain_string(struct jscan *s, const char **start, size_t *len);
  * 1 a member, 0 the end ('}' passed), -1 malformed or a name that is not
  * plain (the caller falls back to jansson). */
 int jscan_member(struct jscan *s, bool first, const char **name, size_t *nlen);
+/* The object's top-level member `name` when its value is a plain string of
+ * valid UTF-8 (what jansson would read byte for byte); the last member of
+ * that name wins, as in jansson. False for anything else, a member name
+ * with escapes included: the caller then asks jansson. */
+bool jscan_plain_member(const char *obj, size_t len, const char *name, const char **value,
+                        size_t *vlen);
+/* True only if jansson would read s..s+len as one JSON object: strict
+ * grammar, valid UTF-8, no control characters in strings. Conservative: a
+ * \u escape, a number with an exponent or of more than 15 digits, or
+ * nesting deeper than JSCAN_VALIDATE_DEPTH give false, and the caller asks
+ * jansson. No allocation. */
+bool jscan_valid_object(const char *s, size_t len);
+#define JSCAN_VALIDATE_DEPTH 64
+
 /* Length of the valid UTF-8 sequence at s (RFC 3629), or 0. */
 size_t jscan_utf8_seq(const unsigned char *s, size_t n);
 bool jscan_utf8_valid(const char *s, size_t len);

@@ -206,44 +206,14 @@ static int add_bad(struct st_page *pg, const char *s, size_t len, const json_err
 	return 0;
 }
 
-/* The element's top-level member `key`, when the element is an object and
- * that member's value is a plain string of valid UTF-8; the last member of that name wins,
- * as in jansson. False for anything else (a member name with an escape
- * included), and the element is then read in full. */
-static bool plain_key(const char *el, size_t len, const char *key, const char **ks, size_t *kl)
-{
-	struct jscan s = {el, el + len};
-	size_t keylen = strlen(key);
-	bool found = false;
-	const char *name;
-	size_t nlen;
-	int m;
-	jscan_ws(&s);
-	if (s.p >= s.end || *s.p++ != '{')
-		return false;
-	for (bool first = true; (m = jscan_member(&s, first, &name, &nlen)) > 0; first = false) {
-		if (nlen == keylen && memcmp(name, key, keylen) == 0) {
-			struct jscan v = s;
-			found = *s.p == '"' && jscan_plain_string(&v, ks, kl) &&
-			        jscan_utf8_valid(*ks, *kl);
-			if (found) {
-				s.p = v.p;
-				continue;
-			}
-		}
-		if (!jscan_skip_value(&s))
-			return false;
-	}
-	return m == 0 && found;
-}
-
 /* A row whose key the caller holds: counted, never read. */
 static bool skip_known(struct st_page *pg, const char *s, size_t len, const char *key,
                        const struct st_known *known, int *r)
 {
 	const char *k = NULL;
 	size_t kl = 0;
-	if (!known || !plain_key(s, len, key, &k, &kl) || !known->known(k, kl, known->userdata))
+	if (!known || !jscan_plain_member(s, len, key, &k, &kl) ||
+	    !known->known(k, kl, known->userdata))
 		return false;
 	/* The identity the repeated-page guard compares: what json_dumps()
 	 * makes of a plain string. */

@@ -197,10 +197,20 @@ static void do_insert(struct probe *p, const char *table, const struct schema *s
 	}
 	free(line);
 	fclose(f);
+	/* As the spool holds them: each row's compact JSON. */
+	struct bq_text *text = calloc(n ? n : 1, sizeof(*text));
+	if (!text)
+		abort();
+	for (size_t i = 0; i < n; i++) {
+		char *t = json_dumps(rows[i], JSON_COMPACT);
+		if (!t)
+			abort();
+		text[i] = (struct bq_text){t, strlen(t)};
+	}
 	struct bq_row_status *st = calloc(n ? n : 1, sizeof(*st));
 	uint64_t t0 = util_now_ms();
 	if (r == 0)
-		r = bq_insert(p->bq, table, rows, keys, n, st);
+		r = bq_insert(p->bq, table, text, keys, n, st);
 	json_t *o = result("insert", r, p);
 	json_t *list = json_array();
 	size_t counts[3] = {0};
@@ -219,8 +229,11 @@ static void do_insert(struct probe *p, const char *table, const struct schema *s
 	json_object_set_new(o, "ms", json_integer((json_int_t)(util_now_ms() - t0)));
 	json_object_set_new(o, "stats", stats_json(p));
 	probe_emit(o);
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		json_decref(rows[i]);
+		free((char *)text[i].json);
+	}
+	free(text);
 	free(rows);
 	free(keys);
 	free(st);

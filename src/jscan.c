@@ -184,7 +184,12 @@ bool jscan_plain_member(const char *obj, size_t len, const char *name, const cha
 
 /* ---- the conservative validator ---- */
 
-#define JSCAN_MAX_DIGITS 15 /* a double holds these exactly; jansson never overflows */
+/* jansson reads an integer with strtoll (more than 18 digits may overflow:
+ * refused there) and a real with strtod, which without an exponent cannot
+ * overflow below 309 integer digits. A real's fraction may be long: jansson
+ * writes 17 significant digits ("5.8300000000000001"). */
+#define JSCAN_MAX_INT_DIGITS  18
+#define JSCAN_MAX_REAL_DIGITS 300
 
 static bool valid_string(struct jscan *s)
 {
@@ -220,6 +225,7 @@ static bool valid_number(struct jscan *s)
 {
 	const char *p = s->p;
 	size_t digits = 0;
+	bool real = false;
 	if (p < s->end && *p == '-')
 		p++;
 	if (p >= s->end || *p < '0' || *p > '9')
@@ -231,14 +237,16 @@ static bool valid_number(struct jscan *s)
 			p++, digits++;
 	if (p < s->end && *p == '.') {
 		p++;
+		real = true;
 		if (p >= s->end || *p < '0' || *p > '9')
 			return false;
 		while (p < s->end && *p >= '0' && *p <= '9')
-			p++, digits++;
+			p++;
 	}
 	if (p < s->end && (*p == 'e' || *p == 'E'))
-		return false;
-	if (digits > JSCAN_MAX_DIGITS || (p < s->end && !jscan_is_delim(*p)))
+		return false; /* exponents: jansson decides */
+	if (digits > (real ? JSCAN_MAX_REAL_DIGITS : JSCAN_MAX_INT_DIGITS) ||
+	    (p < s->end && !jscan_is_delim(*p)))
 		return false;
 	s->p = p;
 	return true;

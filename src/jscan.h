@@ -44,9 +44,9 @@ bool jscan_plain_member(const char *obj, size_t len, const char *name, const cha
                         size_t *vlen);
 /* True only if jansson would read s..s+len as one JSON object: strict
  * grammar, valid UTF-8, no control characters in strings. Conservative: a
- * \u escape, a number with an exponent or of more than 15 digits, or
- * nesting deeper than JSCAN_VALIDATE_DEPTH give false, and the caller asks
- * jansson. No allocation. */
+ * \u escape, a number with an exponent, an integer of more than 18 digits,
+ * or nesting deeper than JSCAN_VALIDATE_DEPTH give false, and the caller
+ * asks jansson. No allocation. */
 bool jscan_valid_object(const char *s, size_t len);
 #define JSCAN_VALIDATE_DEPTH 64
 

@@ -478,6 +478,10 @@ static int drain_segment(struct feed *f, size_t i, bool scan_only, bool *unreada
 		*unreadable = true;
 		return r;
 	}
+	/* The plan could not be written (a full disk): a local failure that stops
+	 * this drain, not a reason to set the segment aside. Next poll tries again. */
+	if (r < 0)
+		return r;
 	if (r == 0)
 		r = spool_foreach(f->spool, i, drain_line, &d);
 	if (r != 0 && d.failed == 0 && r != -ENOMEM) {

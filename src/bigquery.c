@@ -1319,9 +1319,12 @@ static int insert_streaming(struct bq *b, const char *table, const struct bq_tex
 		}
 		if (r < 0 || x.nnext == 0)
 			break;
+		/* Row resends, like the POST's own retries, start within the span of
+		 * the call's first send: a row stored by an earlier answer that was
+		 * lost would otherwise be stored again past insertId's window. */
+		long wait = x.backoff ? resend_wait_ms(b, round) : 0;
 		if (round >= BQ_ROW_RESEND_ROUNDS ||
-		    util_now_ms() - x.t0 + (uint64_t)resend_wait_ms(b, round) >=
-		            BQ_STREAM_SPAN_MS) {
+		    util_now_ms() - x.t0 + (uint64_t)wait >= (uint64_t)b->stream_span_ms) {
 			log_warning(
 			        "table %s: %zu rows still not stored after %d resends; they stay "
 			        "spooled",
@@ -1332,7 +1335,7 @@ static int insert_streaming(struct bq *b, const char *table, const struct bq_tex
 		b->stats.retries++;
 		log_info("table %s: resending %zu rows BigQuery did not store (resend %d of %d)",
 		         table, x.nnext, round + 1, BQ_ROW_RESEND_ROUNDS);
-		if (x.backoff && http_sleep_ms(b->http, resend_wait_ms(b, round)) < 0) {
+		if (wait && http_sleep_ms(b->http, wait) < 0) {
 			r = -ECANCELED;
 			break;
 		}

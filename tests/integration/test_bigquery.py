@@ -427,6 +427,27 @@ def test_streaming_rows_failing_every_time_stay_pending(ctx):
     ensure_stored_matches(ctx, res)
 
 
+def test_row_resends_start_within_the_span_of_the_first_send(ctx):
+    """A row BigQuery answered with backendError may have been stored by an earlier send
+    whose answer was lost: every resend must start within the span (half the trusted
+    insertId window) of the call's first send, or a row could be stored twice. Found by
+    the fault-schedule checker: row resends used a fixed 25 s span."""
+    make_table(ctx)
+    path = rows_file(ctx, sales("W", 4))
+    ctx.fake.fault(method="POST", path=INSERT_ALL, times=0,
+                   action={"insert_errors": [{"index": 0, "reason": "backendError"}]})
+    r = probe(ctx, "insert", "sales", "sales", path, **{"--resend-ms": "400",
+                                                       "--span-ms": "1000"})
+    res = r.result("insert")
+    ins = calls(ctx, INSERT_ALL)
+    # Resend 1 waits 400-600 ms; resend 2 would wait 800-1000 ms more: past the span.
+    check(len(ins) == 2, "one resend within the span, saw %d requests" % len(ins))
+    check(res.get("errno") == "ETIMEDOUT" and states(res).get("pending") == {"W0000"} and
+          res["done"] == 3, "the row stays pending for a look-up, not resent late", r)
+    check(res["ms"] < 1000 + 500, "the call ended within the span (%s ms)" % res["ms"])
+    ensure_stored_matches(ctx, res)
+
+
 def test_lost_acknowledgement_gives_no_duplicate(ctx):
     make_table(ctx)
     path = rows_file(ctx, sales("L", 50))

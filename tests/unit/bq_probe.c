@@ -2,7 +2,7 @@
  *
  *   bq_probe --endpoint URL --credentials FILE --project P --dataset D [--location L]
  *            [--attempts N] [--budget-ms MS] [--job-poll-ms MS] [--job-max-wait-ms MS]
- *            [--resend-ms MS] [--log-level LEVEL]
+ *            [--resend-ms MS] [--span-ms MS] [--log-level LEVEL]
  *            ( ensure-table TABLE sales|events [--create]
  *            | seed TABLE sales|events [--stop-after N]
  *            | insert TABLE sales|events ROWS.ndjson [--method streaming|load]
@@ -285,7 +285,8 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: bq_probe --endpoint URL --credentials FILE --project P --dataset D\n"
 	           "       [--location L] [--attempts N] [--budget-ms MS] [--job-poll-ms MS]\n"
-	           "       [--job-max-wait-ms MS] [--resend-ms MS] [--log-level LEVEL]\n"
+	           "       [--job-max-wait-ms MS] [--resend-ms MS] [--span-ms MS]\n"
+	           "       [--log-level LEVEL]\n"
 	           "       ( ensure-table TABLE sales|events [--create]\n"
 	           "       | seed TABLE sales|events [--stop-after N]\n"
 	           "       | insert TABLE sales|events ROWS.ndjson [--method streaming|load]\n"
@@ -304,6 +305,7 @@ int main(int argc, char **argv)
 	        {"job-poll-ms", required_argument, NULL, 'j'},
 	        {"job-max-wait-ms", required_argument, NULL, 'J'},
 	        {"resend-ms", required_argument, NULL, 'R'},
+	        {"span-ms", required_argument, NULL, 'S'},
 	        {"create", no_argument, NULL, 'C'},
 	        {"stop-after", required_argument, NULL, 's'},
 	        {"method", required_argument, NULL, 'm'},
@@ -344,6 +346,9 @@ int main(int argc, char **argv)
 			break;
 		case 'R':
 			p.resend_ms = atol(optarg);
+			break;
+		case 'S':
+			p.o.stream_span_ms = atol(optarg);
 			break;
 		case 'C':
 			p.create = true;

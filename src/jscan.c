@@ -154,32 +154,40 @@ bool jscan_utf8_valid(const char *s, size_t len)
 	return true;
 }
 
+bool jscan_object_member(struct jscan *s, const char *name, const char **value, size_t *vlen,
+                         bool *found)
+{
+	size_t want = strlen(name);
+	const char *n;
+	size_t nlen;
+	int m;
+	*found = false;
+	jscan_ws(s);
+	if (s->p >= s->end || *s->p != '{')
+		return false;
+	s->p++;
+	for (bool first = true; (m = jscan_member(s, first, &n, &nlen)) > 0; first = false) {
+		if (nlen == want && memcmp(n, name, want) == 0) {
+			struct jscan v = *s;
+			*found = *s->p == '"' && jscan_plain_string(&v, value, vlen) &&
+			         jscan_utf8_valid(*value, *vlen);
+			if (*found) {
+				s->p = v.p;
+				continue;
+			}
+		}
+		if (!jscan_skip_value(s))
+			return false;
+	}
+	return m == 0;
+}
+
 bool jscan_plain_member(const char *obj, size_t len, const char *name, const char **value,
                         size_t *vlen)
 {
 	struct jscan s = {obj, obj + len};
-	size_t want = strlen(name);
-	bool found = false;
-	const char *n;
-	size_t nlen;
-	int m;
-	jscan_ws(&s);
-	if (s.p >= s.end || *s.p++ != '{')
-		return false;
-	for (bool first = true; (m = jscan_member(&s, first, &n, &nlen)) > 0; first = false) {
-		if (nlen == want && memcmp(n, name, want) == 0) {
-			struct jscan v = s;
-			found = *s.p == '"' && jscan_plain_string(&v, value, vlen) &&
-			        jscan_utf8_valid(*value, *vlen);
-			if (found) {
-				s.p = v.p;
-				continue;
-			}
-		}
-		if (!jscan_skip_value(&s))
-			return false;
-	}
-	return m == 0 && found;
+	bool found;
+	return jscan_object_member(&s, name, value, vlen, &found) && found;
 }
 
 /* ---- the conservative validator ---- */

@@ -42,6 +42,12 @@ int jscan_member(struct jscan *s, bool first, const char **name, size_t *nlen);
  * with escapes included: the caller then asks jansson. */
 bool jscan_plain_member(const char *obj, size_t len, const char *name, const char **value,
                         size_t *vlen);
+/* The same while scanning: the object at s->p (after whitespace) is passed,
+ * s->p after it, and *found says whether `name` is a plain string there.
+ * False when what is there is not one well-formed object with plain member
+ * names (s->p then unspecified). One pass where skip and look-up take two. */
+bool jscan_object_member(struct jscan *s, const char *name, const char **value, size_t *vlen,
+                         bool *found);
 /* True only if jansson would read s..s+len as one JSON object: strict
  * grammar, valid UTF-8, no control characters in strings. Conservative: a
  * \u escape, a number with an exponent, an integer of more than 18 digits,

@@ -206,35 +206,46 @@ static int add_bad(struct st_page *pg, const char *s, size_t len, const json_err
 	return 0;
 }
 
-/* A row whose key the caller holds: counted, never read. */
-static bool skip_known(struct st_page *pg, const char *s, size_t len, const char *key,
-                       const struct st_known *known, int *r)
+/* An upper bound of the values in a reply: separators and containers
+ * outside strings. One pass, no allocation. */
+static size_t count_values(const char *s, size_t len)
 {
-	const char *k = NULL;
-	size_t kl = 0;
-	if (!known || !jscan_plain_member(s, len, key, &k, &kl) ||
-	    !known->known(k, kl, known->userdata))
-		return false;
+	size_t n = 1;
+	bool in_string = false;
+	for (size_t i = 0; i < len; i++) {
+		char c = s[i];
+		if (in_string) {
+			if (c == '\\')
+				i++;
+			else if (c == '"')
+				in_string = false;
+		} else if (c == '"') {
+			in_string = true;
+		} else if (c == ',' || c == ':' || c == '[' || c == '{') {
+			n++;
+		}
+	}
+	return n;
+}
+
+/* A row whose key the caller holds: counted, never read. */
+static int skip_known(struct st_page *pg, const char *k, size_t kl)
+{
 	/* The identity the repeated-page guard compares: what json_dumps()
 	 * makes of a plain string. */
 	if (pg->count == 0 && asprintf(&pg->first, "\"%.*s\"", (int)kl, k) < 0) {
 		pg->first = NULL;
-		*r = -ENOMEM;
-		return true;
+		return -ENOMEM;
 	}
 	pg->count++;
 	pg->nknown++;
-	*r = 0;
-	return true;
+	return 0;
 }
 
-/* One element on its own: a known row, a row, a repaired row, or a bad row. */
+/* One element on its own: a row, a repaired row, or a bad row. */
 static int read_element(struct st_page *pg, const char *s, size_t len, const char *key,
-                        const struct st_known *known, struct buf *tmp)
+                        struct buf *tmp)
 {
-	int kr;
-	if (skip_known(pg, s, len, key, known, &kr))
-		return kr;
 	json_error_t e;
 	json_t *row = json_loadb(s, len, JSON_DECODE_ANY, &e);
 	if (!row && quote_big_numbers(s, len, tmp) == 0 && tmp->len != len)
@@ -266,12 +277,21 @@ static int scan_page(const char *body, size_t len, const char *key, const struct
 	int r = 0;
 	jscan_ws(&s);
 	while (s.p < s.end && r == 0) {
-		const char *es = s.p;
-		if (!jscan_skip_value(&s)) {
-			r = -EBADMSG;
-			break;
+		const char *es = s.p, *k;
+		size_t kl;
+		bool found;
+		/* With a filter, one pass finds the element's end and its key. */
+		if (known && jscan_object_member(&s, key, &k, &kl, &found) && found &&
+		    known->known(k, kl, known->userdata)) {
+			r = skip_known(pg, k, kl);
+		} else {
+			s.p = es;
+			if (!jscan_skip_value(&s)) {
+				r = -EBADMSG;
+				break;
+			}
+			r = read_element(pg, es, (size_t)(s.p - es), key, &tmp);
 		}
-		r = read_element(pg, es, (size_t)(s.p - es), key, known, &tmp);
 		jscan_ws(&s);
 		if (s.p == s.end)
 			break;
@@ -285,26 +305,12 @@ static int scan_page(const char *body, size_t len, const char *key, const struct
 	return r;
 }
 
-/* An upper bound of the values in a reply: separators and containers
- * outside strings. One pass, no allocation. */
-static size_t count_values(const char *s, size_t len)
+static int too_many_values(const char *what, size_t values)
 {
-	size_t n = 1;
-	bool in_string = false;
-	for (size_t i = 0; i < len; i++) {
-		char c = s[i];
-		if (in_string) {
-			if (c == '\\')
-				i++;
-			else if (c == '"')
-				in_string = false;
-		} else if (c == '"') {
-			in_string = true;
-		} else if (c == ',' || c == ':' || c == '[' || c == '{') {
-			n++;
-		}
-	}
-	return n;
+	log_warning("%s: a reply of about %zu JSON values, more than the %d read at once; "
+	            "refused (ask for smaller pages with seetickets.page_size)",
+	            what, values, ST_MAX_PAGE_VALUES);
+	return -EBADMSG;
 }
 
 int st_parse_page(const char *body, size_t len, const char *what, const char *key,
@@ -313,12 +319,8 @@ int st_parse_page(const char *body, size_t len, const char *what, const char *ke
 	json_error_t jerr;
 	*pg = (struct st_page){0};
 	size_t values = body ? count_values(body, len) : 0;
-	if (values > ST_MAX_PAGE_VALUES) {
-		log_warning("%s: a reply of about %zu JSON values, more than the %d read at once; "
-		            "refused (ask for smaller pages with seetickets.page_size)",
-		            what, values, ST_MAX_PAGE_VALUES);
-		return -EBADMSG;
-	}
+	if (values > ST_MAX_PAGE_VALUES)
+		return too_many_values(what, values);
 	/* With a filter, the scan first: it skips known rows unread. */
 	json_t *root = known ? NULL : json_loadb(body ? body : "", len, 0, &jerr);
 	bool parsed = root != NULL; /* jansson read it (then the structure is wrong) */

@@ -321,6 +321,10 @@ int st_parse_page(const char *body, size_t len, const char *what, const char *ke
 	size_t values = body ? count_values(body, len) : 0;
 	if (values > ST_MAX_PAGE_VALUES)
 		return too_many_values(what, values);
+	/* A NUL byte: jansson has its own view of those (it takes some as the end
+	 * of a token); let it read such a reply whole rather than second-guess it. */
+	if (known && body && memchr(body, '\0', len))
+		known = NULL;
 	/* With a filter, the scan first: it skips known rows unread. */
 	json_t *root = known ? NULL : json_loadb(body ? body : "", len, 0, &jerr);
 	bool parsed = root != NULL; /* jansson read it (then the structure is wrong) */

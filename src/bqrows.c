@@ -43,64 +43,13 @@ static int append2(struct buf *b, const void *a, size_t alen, const void *c, siz
 	return buf_append(b, a, alen) < 0 || buf_append(b, c, clen) < 0 ? -ENOMEM : 0;
 }
 
-/* The top-level member is "rows" (escapes decoded as jansson would). */
-static bool name_is_rows(const char *start, const char *end)
-{
-	if (end - start == 6 && memcmp(start, "\"rows\"", 6) == 0)
-		return true;
-	if (!memchr(start, '\\', (size_t)(end - start)))
-		return false;
-	json_t *k = json_loadb(start, (size_t)(end - start), JSON_DECODE_ANY, NULL);
-	bool yes = json_is_string(k) && strcmp(json_string_value(k), "rows") == 0;
-	json_decref(k);
-	return yes;
-}
-
 int bqrows_split(const char *body, size_t len, json_t **rest, const char **rows, size_t *rows_len)
 {
-	struct jscan s = {body, body + len};
-	const char *vs = NULL, *ve = NULL;
+	const char *vs, *ve;
 	*rest = NULL;
 	*rows = NULL;
 	*rows_len = 0;
-	if (!body)
-		return -EPROTO;
-	jscan_ws(&s);
-	if (s.p >= s.end || *s.p++ != '{')
-		return -EPROTO;
-	jscan_ws(&s);
-	if (s.p < s.end && *s.p == '}')
-		s.p++;
-	else
-		for (;;) {
-			jscan_ws(&s);
-			const char *ns = s.p;
-			if (s.p >= s.end || *s.p != '"' || !jscan_skip_string(&s))
-				return -EPROTO;
-			bool is_rows = name_is_rows(ns, s.p);
-			jscan_ws(&s);
-			if (s.p >= s.end || *s.p++ != ':')
-				return -EPROTO;
-			jscan_ws(&s);
-			const char *v = s.p;
-			if (!jscan_skip_value(&s))
-				return -EPROTO;
-			if (is_rows) { /* the last one wins, as in jansson */
-				vs = v;
-				ve = s.p;
-			}
-			jscan_ws(&s);
-			if (s.p >= s.end)
-				return -EPROTO;
-			if (*s.p == '}') {
-				s.p++;
-				break;
-			}
-			if (*s.p++ != ',')
-				return -EPROTO;
-		}
-	jscan_ws(&s);
-	if (s.p != s.end)
+	if (!body || !jscan_find_member(body, len, "rows", &vs, &ve))
 		return -EPROTO;
 
 	/* The rest: the body with the rows' value cut out. */

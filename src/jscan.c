@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "jscan.h"
 
 void jscan_ws(struct jscan *s)
@@ -342,6 +344,65 @@ bool jscan_valid_object(const char *text, size_t len)
 	jscan_ws(&s);
 	if (s.p >= s.end || *s.p != '{' || !valid_value(&s, 0))
 		return false;
+	jscan_ws(&s);
+	return s.p == s.end;
+}
+
+/* The quoted member name at start..end is `name`, escapes decoded as jansson
+ * would (a plain name is compared as it is). */
+static bool name_is(const char *start, const char *end, const char *name)
+{
+	size_t n = strlen(name), len = (size_t)(end - start);
+	if (len == n + 2 && memcmp(start + 1, name, n) == 0)
+		return true;
+	if (!memchr(start, '\\', len))
+		return false;
+	json_t *k = json_loadb(start, len, JSON_DECODE_ANY, NULL);
+	bool yes = json_is_string(k) && strcmp(json_string_value(k), name) == 0;
+	json_decref(k);
+	return yes;
+}
+
+bool jscan_find_member(const char *body, size_t len, const char *name, const char **vs,
+                       const char **ve)
+{
+	struct jscan s = {body, body + len};
+	*vs = *ve = NULL;
+	jscan_ws(&s);
+	if (s.p >= s.end || *s.p++ != '{')
+		return false;
+	jscan_ws(&s);
+	if (s.p < s.end && *s.p == '}') {
+		s.p++;
+	} else {
+		for (;;) {
+			jscan_ws(&s);
+			const char *ns = s.p;
+			if (s.p >= s.end || *s.p != '"' || !jscan_skip_string(&s))
+				return false;
+			bool wanted = name_is(ns, s.p, name);
+			jscan_ws(&s);
+			if (s.p >= s.end || *s.p++ != ':')
+				return false;
+			jscan_ws(&s);
+			const char *v = s.p;
+			if (!jscan_skip_value(&s))
+				return false;
+			if (wanted) { /* the last one wins, as in jansson */
+				*vs = v;
+				*ve = s.p;
+			}
+			jscan_ws(&s);
+			if (s.p >= s.end)
+				return false;
+			if (*s.p == '}') {
+				s.p++;
+				break;
+			}
+			if (*s.p++ != ',')
+				return false;
+		}
+	}
 	jscan_ws(&s);
 	return s.p == s.end;
 }

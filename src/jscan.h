@@ -56,6 +56,12 @@ bool jscan_object_member(struct jscan *s, const char *name, const char **value, 
 bool jscan_valid_object(const char *s, size_t len);
 #define JSCAN_VALIDATE_DEPTH 64
 
+/* The whole of body..body+len is one well-formed object (structurally); the
+ * span of its top-level member `name` (the last one, as in jansson; names
+ * with escapes decoded by jansson), or NULL, NULL when absent. */
+bool jscan_find_member(const char *body, size_t len, const char *name, const char **vs,
+                       const char **ve);
+
 /* Length of the valid UTF-8 sequence at s (RFC 3629), or 0. */
 size_t jscan_utf8_seq(const unsigned char *s, size_t n);
 bool jscan_utf8_valid(const char *s, size_t len);

@@ -50,67 +50,6 @@ char *st_utf8_escape(const char *s, size_t len)
 
 /* ---- the structural scan (jscan.h) ----------------------------------- */
 
-/* The member name at s->p is "data" (escapes decoded as jansson would). */
-static bool key_is_data(const char *start, const char *end)
-{
-	if ((size_t)(end - start) == 6 && memcmp(start, "\"data\"", 6) == 0)
-		return true;
-	if (!memchr(start, '\\', (size_t)(end - start)))
-		return false;
-	json_t *k = json_loadb(start, (size_t)(end - start), JSON_DECODE_ANY, NULL);
-	bool yes = json_is_string(k) && strcmp(json_string_value(k), "data") == 0;
-	json_decref(k);
-	return yes;
-}
-
-/* Find the value of the top-level "data" member: its span, or NULL span when
- * absent. False when the body is not one well-formed object. */
-static bool find_data(const char *body, size_t len, const char **ds, const char **de)
-{
-	struct jscan s = {body, body + len};
-	*ds = *de = NULL;
-	jscan_ws(&s);
-	if (s.p >= s.end || *s.p != '{')
-		return false;
-	s.p++;
-	jscan_ws(&s);
-	if (s.p < s.end && *s.p == '}') {
-		s.p++;
-	} else {
-		for (;;) {
-			jscan_ws(&s);
-			if (s.p >= s.end || *s.p != '"')
-				return false;
-			const char *ks = s.p;
-			if (!jscan_skip_string(&s))
-				return false;
-			bool data = key_is_data(ks, s.p);
-			jscan_ws(&s);
-			if (s.p >= s.end || *s.p++ != ':')
-				return false;
-			jscan_ws(&s);
-			const char *vs = s.p;
-			if (!jscan_skip_value(&s))
-				return false;
-			if (data) { /* the last one wins, as in jansson */
-				*ds = vs;
-				*de = s.p;
-			}
-			jscan_ws(&s);
-			if (s.p >= s.end)
-				return false;
-			if (*s.p == '}') {
-				s.p++;
-				break;
-			}
-			if (*s.p++ != ',')
-				return false;
-		}
-	}
-	jscan_ws(&s);
-	return s.p == s.end;
-}
-
 /* The integer or real literal at p..e does not fit jansson: an integer
  * beyond int64, or a real that overflows a double. */
 static bool number_too_big(const char *p, const char *e)
@@ -264,7 +203,7 @@ static int scan_page(const char *body, size_t len, const char *key, const struct
                      struct st_page *pg)
 {
 	const char *ds, *de;
-	if (!find_data(body, len, &ds, &de))
+	if (!jscan_find_member(body, len, "data", &ds, &de))
 		return -EBADMSG;
 	if (!(pg->rows = json_array()))
 		return -ENOMEM;

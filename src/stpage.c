@@ -181,10 +181,14 @@ static int skip_known(struct st_page *pg, const char *k, size_t kl)
 	return 0;
 }
 
-/* One element on its own: a row, a repaired row, or a bad row. */
+/* One element on its own: a row, a repaired row, or a bad row. `values`
+ * (NULL when the whole reply was counted already) adds up the values handed
+ * to jansson: -EFBIG past ST_MAX_PAGE_VALUES. */
 static int read_element(struct st_page *pg, const char *s, size_t len, const char *key,
-                        struct buf *tmp)
+                        struct buf *tmp, size_t *values)
 {
+	if (values && (*values += count_values(s, len)) > ST_MAX_PAGE_VALUES)
+		return -EFBIG;
 	json_error_t e;
 	json_t *row = json_loadb(s, len, JSON_DECODE_ANY, &e);
 	if (!row && quote_big_numbers(s, len, tmp) == 0 && tmp->len != len)
@@ -213,6 +217,7 @@ static int scan_page(const char *body, size_t len, const char *key, const struct
 		return -EBADMSG;
 	struct jscan s = {ds + 1, de - 1}; /* inside the brackets */
 	struct buf tmp = {0};
+	size_t values = 0;
 	int r = 0;
 	jscan_ws(&s);
 	while (s.p < s.end && r == 0) {
@@ -229,7 +234,8 @@ static int scan_page(const char *body, size_t len, const char *key, const struct
 				r = -EBADMSG;
 				break;
 			}
-			r = read_element(pg, es, (size_t)(s.p - es), key, &tmp);
+			r = read_element(pg, es, (size_t)(s.p - es), key, &tmp,
+			                 known ? &values : NULL);
 		}
 		jscan_ws(&s);
 		if (s.p == s.end)
@@ -257,19 +263,26 @@ int st_parse_page(const char *body, size_t len, const char *what, const char *ke
 {
 	json_error_t jerr;
 	*pg = (struct st_page){0};
-	size_t values = body ? count_values(body, len) : 0;
-	if (values > ST_MAX_PAGE_VALUES)
-		return too_many_values(what, values);
 	/* A NUL byte: jansson has its own view of those (it takes some as the end
 	 * of a token); let it read such a reply whole rather than second-guess it. */
 	if (known && body && memchr(body, '\0', len))
 		known = NULL;
+	/* jansson's memory is bounded by the values it reads: the whole reply's,
+	 * counted here, or with a filter only those of the rows it reads,
+	 * counted by the scan (the same bound; known rows are never counted). */
+	size_t values = body && !known ? count_values(body, len) : 0;
+	if (values > ST_MAX_PAGE_VALUES)
+		return too_many_values(what, values);
 	/* With a filter, the scan first: it skips known rows unread. */
 	json_t *root = known ? NULL : json_loadb(body ? body : "", len, 0, &jerr);
 	bool parsed = root != NULL; /* jansson read it (then the structure is wrong) */
 	int r = 0;
 	if (known) {
 		r = body ? scan_page(body, len, key, known, pg) : -EBADMSG;
+		if (r == -EFBIG) {
+			st_page_clear(pg);
+			return too_many_values(what, ST_MAX_PAGE_VALUES + 1);
+		}
 		if (r == 0 && pg->nbad)
 			log_info("%s: %zu of %zu rows of a page are not valid JSON; the others go "
 			         "on",

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "seetickets.h"
+#include "util.h"
 #include "tap.h"
 
 static struct st_page pg;
@@ -219,6 +220,36 @@ static void test_known_rows_are_counted_not_read(void)
 	CHECK_INT(st_parse_page(body, strlen(body), "test", "id", &filter, &pg), -EBADMSG);
 }
 
+/* The bound on what jansson reads holds with a filter too: the rows it hands to jansson are
+ * counted (a page of 600 000 unknown "{}" is refused), the rows it skips are not (600 000
+ * known rows of four values each pass). */
+static void test_the_value_bound_counts_only_rows_read(void)
+{
+	static const char *const known[] = {"K", NULL};
+	struct knowing k = {known, 0};
+	struct st_known filter = {knows, &k};
+	struct buf b = {0};
+	size_t n = 600000;
+	CHECK_INT(buf_puts(&b, "{\"data\":["), 0);
+	for (size_t i = 0; i < n; i++)
+		CHECK_INT(buf_puts(&b, i ? ",{}" : "{}"), 0);
+	CHECK_INT(buf_puts(&b, "]}"), 0);
+	st_page_clear(&pg);
+	CHECK_INT(st_parse_page(b.data, b.len, "test", "id", &filter, &pg), -EBADMSG);
+	CHECK(pg.rows == NULL && pg.count == 0);
+	buf_reset(&b);
+	CHECK_INT(buf_puts(&b, "{\"data\":["), 0);
+	for (size_t i = 0; i < n; i++)
+		CHECK_INT(buf_puts(&b, i ? ",{\"id\":\"K\",\"v\":[1,2]}"
+		                         : "{\"id\":\"K\",\"v\":[1,2]}"),
+		          0);
+	CHECK_INT(buf_puts(&b, "]}"), 0);
+	CHECK_INT(st_parse_page(b.data, b.len, "test", "id", &filter, &pg), 0);
+	CHECK(pg.count == n && pg.nknown == n && json_array_size(pg.rows) == 0);
+	st_page_clear(&pg);
+	buf_free(&b);
+}
+
 int main(void)
 {
 	RUN(test_rows_come_from_the_top_level_data_array);
@@ -229,6 +260,7 @@ int main(void)
 	RUN(test_big_numbers_are_read_as_strings);
 	RUN(test_utf8_escape);
 	RUN(test_known_rows_are_counted_not_read);
+	RUN(test_the_value_bound_counts_only_rows_read);
 	st_page_clear(&pg);
 	return tap_done();
 }

@@ -109,9 +109,11 @@ def cpu_of(pid):
     return (int(fields[11]) + int(fields[12])) / TICK
 
 
-def run_daemon(workdir, conf, *args):
-    """Run the binary to completion. Returns a dict: status, wall (s), cpu (s), peak_kib, how
-    (where peak_kib came from), stderr.
+def run_daemon(workdir, conf, *args, watcher=None):
+    """Run the binary to completion. Returns a dict: status, wall (s), cpu (s), user, sys,
+    peak_kib, how (where peak_kib came from), stderr, and `watched`: the object
+    watcher(pid, err_path, direct) made (a thread started with the run and stopped and joined
+    after it; `direct` says pid is the daemon itself, not time(1)), or None.
 
     The peak comes from GNU time's %M when it is installed, else from polling VmHWM. Not from
     the ru_maxrss of our own wait4(): Python starts children with vfork(), and exec() folds the
@@ -134,6 +136,9 @@ def run_daemon(workdir, conf, *args):
         poll = HwmPoller(p.pid)
         if not have_time:
             poll.start()
+        watched = watcher(p.pid, err_path, direct=not have_time) if watcher else None
+        if watched:
+            watched.start()
         try:
             _, status, ru = os.wait4(p.pid, 0)
         except BaseException:
@@ -143,6 +148,9 @@ def run_daemon(workdir, conf, *args):
         if not have_time:
             poll.stop.set()
             poll.join()
+        if watched:
+            watched.stop.set()
+            watched.join()
         p.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
     with open(err_path, "rb") as f:
         text = f.read().decode(errors="replace")
@@ -152,7 +160,8 @@ def run_daemon(workdir, conf, *args):
             # "Command exited with non-zero status N" may come first.
             peak, how = int(f.read().split()[-1]), "time(1)"
     return {"status": p.returncode, "wall": wall, "cpu": ru.ru_utime + ru.ru_stime,
-            "peak_kib": peak, "how": how, "stderr": text}
+            "user": ru.ru_utime, "sys": ru.ru_stime, "peak_kib": peak, "how": how,
+            "stderr": text, "watched": watched}
 
 
 def page_like_the_daemon(google, sql):

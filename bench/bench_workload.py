@@ -57,7 +57,8 @@ sys.path.insert(0, os.path.join(os.environ.get("TOP_SRCDIR", os.path.join(HERE, 
                                 "tests", "integration"))
 sys.path.insert(0, HERE)
 import harness as h  # noqa: E402
-from bench_seed import TIME, HwmPoller, cpu_of, key  # noqa: E402
+from bench_seed import cpu_of, key  # noqa: E402
+from bench_seed import run_daemon as seed_run_daemon  # noqa: E402
 
 CHUNK = 50000  # keys per POST to the fake, as bench_seed does
 # The fake's data depends on its --now; a fixed day makes every run, any day, the same data.
@@ -201,46 +202,14 @@ class CpuSampler(threading.Thread):
 
 
 def run_daemon(run_dir, conf):
-    """Run `seetickets-bq --once` to completion under time(1). Returns status, wall, user,
-    sys, peak_kib, stderr.
-
-    CPU comes from our wait4() of time(1), which includes the daemon it waited for (time's
-    own share is about a millisecond). The peak RSS is time(1)'s %M: the daemon's ru_maxrss
-    from time's own wait4(). Our wait4() cannot give it: Python starts children with vfork()
-    and exec() folds the high-water mark of the address space left behind -- this
-    benchmark's, hundreds of MiB here -- into the child's ru_maxrss (see bench/README.md)."""
-    err_path = os.path.join(run_dir, "daemon.err")
-    time_path = os.path.join(run_dir, "time.out")
-    env = {k: v for k, v in os.environ.items() if k not in ("NOTIFY_SOCKET", "JOURNAL_STREAM")}
-    cmd = [h.STBQ_BIN, "-c", conf, "--once"]
-    have_time = os.access(TIME, os.X_OK)
-    if have_time:
-        cmd = [TIME, "-f", "%M", "-o", time_path, *cmd]
-    with open(err_path, "wb") as err:
-        t0 = time.monotonic()
-        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err, env=env)
-        poll = HwmPoller(p.pid)  # without time(1) only: the daemon is then p itself
-        if not have_time:
-            poll.start()
-        sampler = CpuSampler(p.pid, err_path, direct=not have_time)
-        sampler.start()
-        _, status, ru = os.wait4(p.pid, 0)
-        wall = time.monotonic() - t0
-        p.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
-        poll.stop.set()
-        sampler.stop.set()
-        sampler.join()
-    peak = poll.kib
-    if have_time:
-        with open(time_path) as f:
-            peak = int(f.read().split()[-1])  # after "Command exited with non-zero status N"
-    with open(err_path, "rb") as f:
-        raw = f.read()
-    cpu = ru.ru_utime + ru.ru_stime
-    return {"status": p.returncode, "wall_s": wall, "user_s": ru.ru_utime,
-            "sys_s": ru.ru_stime, "cpu_s": cpu, "peak_kib": peak,
-            "peak_how": "time(1) %M" if have_time else "VmHWM polled",
-            "phase_cpu": sampler.split(raw, cpu), "stderr": raw.decode(errors="replace")}
+    """Run `seetickets-bq --once` to completion (bench_seed.run_daemon: CPU from wait4(), the
+    peak RSS from time(1)), with the CPU split into phases at the daemon's log lines."""
+    d = seed_run_daemon(run_dir, conf, "--once", watcher=CpuSampler)
+    raw = d["stderr"].encode()
+    return {"status": d["status"], "wall_s": d["wall"], "user_s": d["user"],
+            "sys_s": d["sys"], "cpu_s": d["cpu"], "peak_kib": d["peak_kib"],
+            "peak_how": "time(1) %M" if d["how"] == "time(1)" else "VmHWM polled",
+            "phase_cpu": d["watched"].split(raw, d["cpu"]), "stderr": d["stderr"]}
 
 
 def phases(stderr):

@@ -984,52 +984,50 @@ class Schedule:
     EVENT_BAD_KINDS = ["no_key", "bad_bool", "list_name", "raw_bigint_unknown", "raw_bad_utf8",
                        "raw_surrogate", "raw_odd_good"]
 
+    def spoil(self, feed, kind, obj, key, n):
+        """Make a good row bad in the way `kind` says; the fix that makes it good again, if
+        the kind has one (a corrected row the daemon must pick up)."""
+        if kind == "no_key":
+            del obj["uniqueCode" if feed == "sales" else "id"]
+            obj["offerCode" if feed == "sales" else "name"] = "NOKEY-" + key
+        elif kind == "uncoercible":
+            field, bad, good = [("sold", "many", 2), ("faceValue", "abc", 11.0),
+                                ("isPending", "maybe", True)][n % 3]
+            obj[field] = bad
+            return {"set": {field: good}}
+        elif kind == "bool_sold":
+            obj["sold"] = True
+            return {"set": {"sold": 3}}
+        elif kind == "unowned_good":
+            del obj["eventId"]
+        elif kind == "bad_bool":
+            obj["timeslotEnabled"] = "maybe"
+            return {"set": {"timeslotEnabled": True}}
+        elif kind == "list_name":
+            obj["name"] = ["Chaos", "Event"]
+            return {"set": {"name": "Chaos Event Fixed"}}
+        return None
+
     def plant_bad(self, feed, kind, n):
+        event = None
         if feed == "sales":
             sel = self.selected_events() or sorted(str(e.get("id")) for e in self.truth("events"))
             event = sel[n % len(sel)] if sel else "DF-1"
             key = self.mark("X-S")
             obj = self.sale_obj(key, event)
-            if kind.startswith("raw_"):
-                self.plant_raw(feed, kind, key, obj, event)
-                return f"raw sale {key} ({kind}) of event {event}"
-            fix = None
-            if kind == "no_key":
-                del obj["uniqueCode"]
-                obj["offerCode"] = "NOKEY-" + key
-            elif kind == "uncoercible":
-                field, bad, good = [("sold", "many", 2), ("faceValue", "abc", 11.0),
-                                    ("isPending", "maybe", True)][n % 3]
-                obj[field] = bad
-                fix = {"set": {field: good}}
-            elif kind == "bool_sold":
-                obj["sold"] = True
-                fix = {"set": {"sold": 3}}
-            elif kind == "unowned_good":
-                del obj["eventId"]
-            self.s.post("/_fake/bad_rows", {"sales": [obj]})
-            if fix:
-                self.fixes[(feed, key)] = fix
-            return f"sale {key} ({kind}) of event {obj.get('eventId', '-')}"
-        key = self.mark("X-E")
-        obj = self.event_obj(key)
+        else:
+            key = self.mark("X-E")
+            obj = self.event_obj(key)
+        what = "sale" if feed == "sales" else "event"
         if kind.startswith("raw_"):
-            self.plant_raw(feed, kind, key, obj, None)
-            return f"raw event {key} ({kind})"
-        fix = None
-        if kind == "no_key":
-            del obj["id"]
-            obj["name"] = "NOKEY-" + key
-        elif kind == "bad_bool":
-            obj["timeslotEnabled"] = "maybe"
-            fix = {"set": {"timeslotEnabled": True}}
-        elif kind == "list_name":
-            obj["name"] = ["Chaos", "Event"]
-            fix = {"set": {"name": "Chaos Event Fixed"}}
-        self.s.post("/_fake/bad_rows", {"events": [obj]})
+            self.plant_raw(feed, kind, key, obj, event)
+            return f"raw {what} {key} ({kind})" + (f" of event {event}" if event else "")
+        fix = self.spoil(feed, kind, obj, key, n)
+        self.s.post("/_fake/bad_rows", {feed: [obj]})
         if fix:
             self.fixes[(feed, key)] = fix
-        return f"event {key} ({kind})"
+        return f"{what} {key} ({kind})" + (f" of event {obj.get('eventId', '-')}"
+                                          if feed == "sales" else "")
 
     def do_bad_row(self, st):
         feed = "sales" if st["b"] < 0.65 else "events"

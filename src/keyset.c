@@ -376,12 +376,13 @@ int keyset_reserve(struct keyset *ks, size_t n)
 			return -ENOMEM;
 		slots *= 2;
 	}
-	if (ks->old.slots)
-		rehash_step(ks, SIZE_MAX);
+	/* Allocate first: a refusal must leave the set exactly as it was. */
 	struct table next;
 	int r = table_alloc(ks, &next, slots);
 	if (r < 0)
 		return r;
+	if (ks->old.slots)
+		rehash_step(ks, SIZE_MAX);
 	ks->old = ks->cur;
 	ks->old_pos = 0;
 	ks->cur = next;

@@ -604,6 +604,38 @@ static bool budget_may_alloc(size_t size, void *ud)
 }
 
 /* Every allocation in turn fails once; the set must stay whole and usable after it. */
+/* A reserve the allocator refuses leaves the set as it was, still growing as it goes (seeding
+ * then carries on without the reserve). */
+static void test_refused_reserve_changes_nothing(void)
+{
+	char k[KEY_LEN];
+	struct budget b = {.left = 1000};
+	struct keyset_hooks hooks = {.may_alloc = budget_may_alloc, .ud = &b};
+	struct keyset *ks = keyset_new_with_hooks(0, &hooks);
+	CHECK(ks != NULL);
+	for (size_t i = 0; i < 100; i++) {
+		make_key(i, k);
+		CHECK_INT(keyset_add(ks, k, KEY_LEN), 1);
+	}
+	size_t memory = keyset_memory(ks);
+	bool rehashing = keyset_rehashing(ks);
+	b.left = 0;
+	CHECK_INT(keyset_reserve(ks, 1000000), -ENOMEM);
+	CHECK(b.refused > 0);
+	CHECK(keyset_rehashing(ks) == rehashing && keyset_memory(ks) == memory);
+	b.left = 1000;
+	for (size_t i = 0; i < 100; i++) {
+		make_key(i, k);
+		CHECK(keyset_has(ks, k, KEY_LEN));
+	}
+	for (size_t i = 100; i < 5000; i++) {
+		make_key(i, k);
+		CHECK_INT(keyset_add(ks, k, KEY_LEN), 1);
+	}
+	CHECK_INT(keyset_count(ks), 5000);
+	keyset_free(ks);
+}
+
 static void test_out_of_memory_leaves_the_set_valid(void)
 {
 	enum { N = 5000 };
@@ -673,5 +705,6 @@ int main(void)
 	RUN(test_foreach_visits_each_key_exactly_once);
 	RUN(test_memory_accounting_is_sane);
 	RUN(test_out_of_memory_leaves_the_set_valid);
+	RUN(test_refused_reserve_changes_nothing);
 	return tap_done();
 }

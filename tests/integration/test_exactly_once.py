@@ -394,6 +394,27 @@ def test_once_stopped_by_sigterm_after_a_failed_feed_exits_75():
         check_exactly_once(g, s, "sales")
 
 
+def test_spooled_lines_the_scanner_cannot_vouch_for_are_sent_by_jansson():
+    """The drain sends spooled lines as they are when jscan_valid_object() vouches for them;
+    a control character (jansson writes \\u0001) or a real written with an exponent (1e+20)
+    makes it hand the line to jansson. Those rows must land too, once, with their values,
+    by streaming and by load jobs, and a lost answer next must not duplicate them."""
+    for method in ("streaming", "load"):
+        with Workdir("oddlines") as w:
+            g, s, cfg = setup(w, **{"bigquery.insert_method": f'"{method}"'})
+            once_ok(w, cfg, "--feed", "events")
+            sales = sorted(str(r["uniqueCode"]) for r in s.truth("sales"))
+            s.post("/_fake/update", {"feed": "sales", "key": sales[0],
+                                     "set": {"eventName": "bell\u0007 and\u0001 start"}})
+            s.post("/_fake/update", {"feed": "sales", "key": sales[1],
+                                     "set": {"faceValue": 1e20, "grossCost": 12345678901234567.0}})
+            g.fault({"lost_ack": True}, path="insertAll" if method == "streaming" else "/upload/",
+                    times=1)
+            once_ok(w, cfg, "--feed", "sales")
+            check_exactly_once(g, s, "sales")
+            assert not spool_files(w), spool_files(w)
+
+
 def _mount_tmpfs(path, size):
     os.makedirs(path, exist_ok=True)
     return subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size},mode=0750", "tmpfs",
@@ -460,6 +481,7 @@ if __name__ == "__main__":
               test_a_reload_that_changes_the_insert_method_waits_for_the_spool,
               test_no_event_code_to_ask_for_is_said,
               test_once_stopped_by_sigterm_after_a_failed_feed_exits_75,
-              test_a_load_plan_that_cannot_be_written_is_tried_again):
+              test_a_load_plan_that_cannot_be_written_is_tried_again,
+              test_spooled_lines_the_scanner_cannot_vouch_for_are_sent_by_jansson):
         tap.run(t)
     tap.done()

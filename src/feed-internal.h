@@ -38,6 +38,11 @@ struct feed {
 	struct keyset *released; /* of those, keys whose row BigQuery rejected: a corrected
 	                            version is accepted again */
 	struct keyset *rejected; /* identities of dead-lettered rows */
+	/* Their keys (string keys only): a row whose key is not here cannot be
+	 * one of them, so only such rows need the identity check, which takes a
+	 * jansson tree. When an add failed, every row is checked. */
+	struct keyset *rejected_keys;
+	bool rejected_keys_partial;
 	struct spool *spool;
 	struct segstate *segs;
 	size_t nsegs;

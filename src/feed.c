@@ -131,6 +131,16 @@ void feed_remember_rejected(struct feed *f, const json_t *row)
 	char id[FEED_IDENTITY_LEN];
 	if (feed_row_identity(row, id) == 0)
 		(void)keyset_add(f->rejected, id, strlen(id));
+	const json_t *k = json_object_get(row, f->schema->key);
+	if (json_is_string(k) && json_string_length(k) > 0 &&
+	    keyset_add(f->rejected_keys, json_string_value(k), json_string_length(k)) < 0)
+		f->rejected_keys_partial = true; /* a too long key included: check every row */
+}
+
+/* Whether a row with this (string) key may be a dead-lettered one. */
+static bool may_be_rejected(const struct feed *f, const char *key, size_t len)
+{
+	return f->rejected_keys_partial || keyset_has(f->rejected_keys, key, len);
 }
 
 /* STATE_DIR/<prefix><feed><suffix>, e.g. "rejected-" "sales" ".ndjson". */
@@ -253,7 +263,8 @@ struct feed *feed_new(enum feed_kind kind, const struct feed_env *env)
 	f->seen = keyset_new(0);
 	f->released = keyset_new(0);
 	f->rejected = keyset_new(0);
-	if (!f->seen || !f->released || !f->rejected) {
+	f->rejected_keys = keyset_new(0);
+	if (!f->seen || !f->released || !f->rejected || !f->rejected_keys) {
 		feed_free(f);
 		return NULL;
 	}
@@ -269,6 +280,7 @@ void feed_free(struct feed *f)
 	keyset_free(f->seen);
 	keyset_free(f->released);
 	keyset_free(f->rejected);
+	keyset_free(f->rejected_keys);
 	free(f);
 }
 
@@ -518,6 +530,74 @@ static int take_row(struct page_ctx *pc, const json_t *api)
 	return r;
 }
 
+/* A page of many thousand rows: stay responsive to SIGTERM and keep the
+ * watchdog fed. */
+static int yield_now(struct feed *f, size_t i)
+{
+	if ((i + 1) % FEED_YIELD_ROWS == 0 && f->env.loop && loop_poll_signals(f->env.loop))
+		return -ECANCELED;
+	return 0;
+}
+
+/* An element that is not even JSON: its text is the row. */
+static int take_bad(struct page_ctx *pc, const struct st_bad_row *bad)
+{
+	struct feed *f = pc->f;
+	json_t *raw = json_string(bad->text);
+	int r = 0;
+	f->last.fetched++;
+	if (!raw)
+		r = -ENOMEM;
+	else if (!feed_is_rejected(f, raw))
+		r = reject(pc, raw, bad->why, "parse");
+	json_decref(raw);
+	return r;
+}
+
+/* An element of a sales page left unread by the scan (its key is not
+ * known): straight from its text to its spool line when schema-text.c
+ * vouches for it, else as take_row() and take_bad() would. The outcome is
+ * the same either way; the fast way builds no tree. */
+static int take_text(struct page_ctx *pc, const char *text, size_t len, size_t *nbad)
+{
+	struct feed *f = pc->f;
+	size_t mark = pc->ndjson.len;
+	const char *key;
+	size_t klen;
+	int r = schema_coerce_text(f->schema, text, len, &pc->ndjson, &key, &klen);
+	if (r < 0)
+		return r;
+	if (r == 1 && may_be_rejected(f, key, klen)) {
+		/* A dead-lettered row is recognised by its identity: the slow way. */
+		pc->ndjson.len = mark;
+		r = 0;
+	}
+	if (r == 1) {
+		f->last.fetched++;
+		if (feed_key_known(f, key, klen) || keyset_has(pc->page_keys, key, klen)) {
+			pc->ndjson.len = mark;
+			return 0;
+		}
+		if (keyset_add(pc->page_keys, key, klen) < 0 ||
+		    buf_append(&pc->ndjson, "\n", 1) < 0)
+			return -ENOMEM;
+		f->last.fresh++;
+		return 0;
+	}
+	json_t *row;
+	struct st_bad_row bad;
+	r = st_read_row(text, len, &row, &bad);
+	if (r == 0) {
+		r = take_row(pc, row);
+		json_decref(row);
+	} else if (r == 1) {
+		(*nbad)++;
+		r = take_bad(pc, &bad);
+		free(bad.text);
+	}
+	return r;
+}
+
 /* The sales fetch's filter (stpage.h): a row whose key is in BigQuery (or
  * durably spooled) needs nothing but counting. A known row is not looked at
  * further, so one that a later poll serves broken is not dead-lettered. */
@@ -537,29 +617,28 @@ static int on_page(const struct st_page *page, void *ud)
 	f->last.fetched += page->nknown;
 	buf_reset(&pc->ndjson);
 	keyset_free(pc->page_keys);
-	pc->page_keys = keyset_new(json_array_size(page->rows));
+	pc->page_keys = keyset_new(json_array_size(page->rows) + page->nunread);
 	if (!pc->page_keys)
 		r = -ENOMEM;
 	/* Elements that are not even JSON: their text is the row. */
-	for (i = 0; i < page->nbad && r == 0; i++) {
-		json_t *raw = json_string(page->bad[i].text);
-		f->last.fetched++;
-		if (!raw)
-			r = -ENOMEM;
-		else if (!feed_is_rejected(f, raw))
-			r = reject(pc, raw, page->bad[i].why, "parse");
-		json_decref(raw);
-	}
+	for (i = 0; i < page->nbad && r == 0; i++)
+		r = take_bad(pc, &page->bad[i]);
 	json_array_foreach(page->rows, i, api)
 	{
 		if (r == 0)
 			r = take_row(pc, api);
-		/* A page of many thousand rows: stay responsive to SIGTERM and
-		 * keep the watchdog fed. */
-		if (r == 0 && (i + 1) % FEED_YIELD_ROWS == 0 && f->env.loop &&
-		    loop_poll_signals(f->env.loop))
-			r = -ECANCELED;
+		if (r == 0)
+			r = yield_now(f, i);
 	}
+	size_t nbad = 0;
+	for (i = 0; i < page->nunread && r == 0; i++) {
+		r = take_text(pc, page->unread[i].text, page->unread[i].len, &nbad);
+		if (r == 0)
+			r = yield_now(f, i);
+	}
+	if (nbad)
+		log_info("%s: %zu of %zu rows of a page are not valid JSON; the others go on",
+		         feed_name(f), nbad, page->count);
 	flush_rejects(pc);
 	if (r == 0 && f->env.dry_run) {
 		if (pc->ndjson.len &&
@@ -645,7 +724,7 @@ static int fetch_sales(struct feed *f, struct page_ctx *pc)
 	size_t per = cfg->sales.codes_per_request > 0 ? (size_t)cfg->sales.codes_per_request : 1;
 	int first_err = 0;
 	/* Most sales of a poll are in BigQuery already: skip them unread. */
-	const struct st_known known = {.known = row_known, .userdata = f};
+	const struct st_known known = {.known = row_known, .userdata = f, .leave_unread = true};
 	for (size_t at = 0; at < n && r == 0; at += per) {
 		size_t k = n - at < per ? n - at : per;
 		for (size_t j = 0; j < k; j++)

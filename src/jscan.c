@@ -201,6 +201,41 @@ bool jscan_plain_member(const char *obj, size_t len, const char *name, const cha
 #define JSCAN_MAX_INT_DIGITS  18
 #define JSCAN_MAX_REAL_DIGITS 300
 
+/* Value of 4 hex digits at p, or -1. */
+static long hex4(const unsigned char *p, const unsigned char *end)
+{
+	long v = 0;
+	if (end - p < 4)
+		return -1;
+	for (int i = 0; i < 4; i++) {
+		int c = p[i];
+		int d = c >= '0' && c <= '9'   ? c - '0'
+		        : c >= 'a' && c <= 'f' ? c - 'a' + 10
+		        : c >= 'A' && c <= 'F' ? c - 'A' + 10
+		                               : -1;
+		if (d < 0)
+			return -1;
+		v = v * 16 + d;
+	}
+	return v;
+}
+
+/* A \u escape at p as jansson takes it: not U+0000 (refused without JSON_ALLOW_NUL, and
+ * accepted with it, so refusing is right either way), a high surrogate only with a low one
+ * escaped right after it, never a low one alone. Its length (6 or 12), or 0. */
+static size_t valid_u_escape(const unsigned char *p, const unsigned char *end)
+{
+	long cp = hex4(p + 2, end);
+	if (cp <= 0 || (cp >= 0xDC00 && cp <= 0xDFFF))
+		return 0;
+	if (cp < 0xD800 || cp > 0xDBFF)
+		return 6;
+	if (end - p < 12 || p[6] != '\\' || p[7] != 'u')
+		return 0;
+	long lo = hex4(p + 8, end);
+	return lo >= 0xDC00 && lo <= 0xDFFF ? 12 : 0;
+}
+
 static bool valid_string(struct jscan *s)
 {
 	const unsigned char *p = (const unsigned char *)s->p + 1;
@@ -214,8 +249,15 @@ static bool valid_string(struct jscan *s)
 		if (c < 0x20)
 			return false;
 		if (c == '\\') {
+			if (p + 1 < end && p[1] == 'u') {
+				size_t k = valid_u_escape(p, end);
+				if (!k)
+					return false;
+				p += k;
+				continue;
+			}
 			if (p + 1 >= end || !strchr("\"\\/bfnrt", p[1]) || p[1] == '\0')
-				return false; /* \u and anything else: jansson decides */
+				return false; /* anything else: jansson decides */
 			p += 2;
 			continue;
 		}

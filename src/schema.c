@@ -51,10 +51,10 @@
 #include <strings.h>
 
 #include "log.h"
+#include "schema-internal.h"
 #include "schema.h"
 #include "util.h"
 
-#define SCHEMA_EXACT_INT_MAX    9007199254740992LL /* 2^53: doubles are exact up to here */
 #define SCHEMA_MAX_NOTED_FIELDS 64 /* bounds the memory a hostile server can make us spend */
 #define SCHEMA_NOTED_NAME_LEN   64
 
@@ -138,17 +138,16 @@ static int fail(char *why, size_t len, const char *fmt, ...)
 	return -EINVAL;
 }
 
-static bool is_space(char c)
+bool schema_is_space(char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v';
 }
 
-/* Narrow [*b, *e) to its text without surrounding whitespace. */
-static void trim(const char **b, const char **e)
+void schema_trim(const char **b, const char **e)
 {
-	while (*b < *e && is_space(**b))
+	while (*b < *e && schema_is_space(**b))
 		(*b)++;
-	while (*e > *b && is_space((*e)[-1]))
+	while (*e > *b && schema_is_space((*e)[-1]))
 		(*e)--;
 }
 
@@ -231,8 +230,7 @@ static void note_unknown_fields(const struct schema *s, const json_t *api_row)
 
 /* --- value coercion ---------------------------------------------------------------------- */
 
-/* Whether a finite double has no fraction, without libm (the build does not link it). */
-static bool is_integral(double d)
+bool schema_is_integral(double d)
 {
 	if (!isfinite(d))
 		return false;
@@ -241,10 +239,9 @@ static bool is_integral(double d)
 	return d == (double)(long long)d;
 }
 
-/* The shortest "%.*g" that reads back as d; integral values within 2^53 without a fraction. */
-static void format_real(double d, char out[40])
+void schema_format_real(double d, char out[40])
 {
-	if (is_integral(d) && d <= 0x1p53 && d >= -0x1p53) {
+	if (schema_is_integral(d) && d <= 0x1p53 && d >= -0x1p53) {
 		snprintf(out, 40, "%lld", (long long)d); /* also turns -0.0 into "0" */
 		return;
 	}
@@ -266,8 +263,7 @@ static json_t *integer_value(long long v)
 	return json_integer(v);
 }
 
-/* Parse [+-]?[0-9]+(\.0*)? exactly. 0, -EINVAL (not an integer), -ERANGE (beyond int64). */
-static int parse_integer(const char *b, const char *e, long long *out)
+int schema_parse_integer(const char *b, const char *e, long long *out)
 {
 	bool neg = false, overflow = false;
 	long long v = 0;
@@ -308,7 +304,7 @@ static int coerce_string(const struct schema_column *c, const json_t *v, json_t 
 		*out = json_string(buf);
 		break;
 	case JSON_REAL:
-		format_real(json_real_value(v), buf);
+		schema_format_real(json_real_value(v), buf);
 		*out = json_string(buf);
 		break;
 	case JSON_TRUE:
@@ -337,7 +333,7 @@ static int coerce_integer(const struct schema_column *c, const json_t *v, json_t
 		break;
 	case JSON_REAL:
 		d = json_real_value(v);
-		if (!is_integral(d))
+		if (!schema_is_integral(d))
 			return fail(why, len, "%s: not an integer", c->name);
 		if (d > 0x1p53 || d < -0x1p53)
 			return fail(why, len, "%s: real number too large to be an exact integer",
@@ -347,12 +343,12 @@ static int coerce_integer(const struct schema_column *c, const json_t *v, json_t
 	case JSON_STRING:
 		b = json_string_value(v);
 		e = b + json_string_length(v);
-		trim(&b, &e);
+		schema_trim(&b, &e);
 		if (b == e) {
 			*out = json_null();
 			break;
 		}
-		r = parse_integer(b, e, &i);
+		r = schema_parse_integer(b, e, &i);
 		if (r == -ERANGE)
 			return fail(why, len, "%s: integer out of range", c->name);
 		if (r < 0)
@@ -385,7 +381,7 @@ static int coerce_float(const struct schema_column *c, const json_t *v, json_t *
 	case JSON_STRING:
 		b = json_string_value(v);
 		e = b + json_string_length(v);
-		trim(&b, &e);
+		schema_trim(&b, &e);
 		if (b == e) {
 			*out = json_null();
 			return 0;
@@ -429,7 +425,7 @@ static int coerce_boolean(const struct schema_column *c, const json_t *v, json_t
 	case JSON_STRING:
 		b = json_string_value(v);
 		e = b + json_string_length(v);
-		trim(&b, &e);
+		schema_trim(&b, &e);
 		if (b == e) {
 			*out = json_null();
 			return 0;

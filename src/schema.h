@@ -35,6 +35,15 @@ extern const struct schema schema_events;
  * why may be NULL. */
 int schema_coerce(const struct schema *s, const json_t *api_row, json_t **out, char *why,
                   size_t len);
+/* schema_coerce() from the API row's JSON text to the BigQuery row's JSON_COMPACT text,
+ * byte for byte what json_dumps() of schema_coerce()'s row gives, without building either
+ * tree. 1: the row is appended to `out` (no newline) and *key, *klen give the key's bytes
+ * (borrowed from `text`); 0: nothing appended, the caller reads the row with jansson and
+ * calls schema_coerce() (the text may be malformed, refused, or just beyond what this path
+ * vouches for: schema-text.c says what); -ENOMEM. */
+struct buf;
+int schema_coerce_text(const struct schema *s, const char *text, size_t len, struct buf *out,
+                       const char **key, size_t *klen);
 /* The key string of a coerced row (borrowed from it), NULL if absent. */
 const char *schema_row_key(const struct schema *s, const json_t *bq_row);
 /* {"fields":[{"name","type","mode":"NULLABLE"}...]} for tables.insert; new reference, NULL on

@@ -150,6 +150,11 @@ static int get_page(struct st_client *c, const struct st_pager *p, size_t offset
 			break;
 		r = st_parse_page(resp.body.data, resp.body.len, p->what, p->key_name, p->known,
 		                  page);
+		if (r == 0 && page->nunread) {
+			/* The unread elements are the body's bytes: the page keeps it. */
+			page->held = buf_steal(&resp.body);
+			break;
+		}
 		if (r != -EBADMSG || attempt + 1 >= ST_MALFORMED_RETRIES)
 			break;
 		r = http_sleep_ms(c->http, http_backoff_ms(attempt, -1));

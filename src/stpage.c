@@ -19,6 +19,8 @@
 void st_page_clear(struct st_page *page)
 {
 	json_decref(page->rows);
+	free(page->unread);
+	free(page->held);
 	for (size_t i = 0; i < page->nbad; i++)
 		free(page->bad[i].text);
 	free(page->bad);
@@ -128,19 +130,25 @@ static char *identity_of(const json_t *row, const char *key)
 	return k ? json_dumps(k, JSON_COMPACT | JSON_ENCODE_ANY) : NULL;
 }
 
-static int add_bad(struct st_page *pg, const char *s, size_t len, const json_error_t *e)
+static int fill_bad(struct st_bad_row *b, const char *s, size_t len, const json_error_t *e)
 {
-	struct st_bad_row *n = realloc(pg->bad, (pg->nbad + 1) * sizeof(*n));
-	if (!n)
-		return -ENOMEM;
-	pg->bad = n;
-	struct st_bad_row *b = &pg->bad[pg->nbad];
-	b->index = pg->count;
+	b->index = 0;
 	b->text = st_utf8_escape(s, len);
 	if (!b->text)
 		return -ENOMEM;
 	snprintf(b->why, sizeof(b->why), "row is not valid JSON: %s at byte %d of the row",
 	         error_class(e), e->position);
+	return 0;
+}
+
+static int add_bad(struct st_page *pg, const struct st_bad_row *bad)
+{
+	struct st_bad_row *n = realloc(pg->bad, (pg->nbad + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	pg->bad = n;
+	pg->bad[pg->nbad] = *bad;
+	pg->bad[pg->nbad].index = pg->count;
 	pg->nbad++;
 	return 0;
 }
@@ -181,26 +189,81 @@ static int skip_known(struct st_page *pg, const char *k, size_t kl)
 	return 0;
 }
 
+int st_read_row(const char *s, size_t len, json_t **row, struct st_bad_row *bad)
+{
+	json_error_t e;
+	struct buf tmp = {0};
+	*row = json_loadb(s, len, JSON_DECODE_ANY, &e);
+	if (!*row && quote_big_numbers(s, len, &tmp) == 0 && tmp.len != len)
+		*row = json_loadb(tmp.data, tmp.len, JSON_DECODE_ANY, NULL);
+	buf_free(&tmp);
+	if (*row)
+		return 0;
+	return fill_bad(bad, s, len, &e) < 0 ? -ENOMEM : 1;
+}
+
+/* The repeated-page guard's identity of the page's first element: the
+ * compact JSON of its key, or its text when it is not JSON. */
+static int first_of(struct st_page *pg, const json_t *row, const char *s, size_t len,
+                    const char *key)
+{
+	pg->first = row ? identity_of(row, key) : st_utf8_escape(s, len);
+	return row || pg->first ? 0 : -ENOMEM;
+}
+
 /* One element on its own: a row, a repaired row, or a bad row. `values`
  * (NULL when the whole reply was counted already) adds up the values handed
  * to jansson: -EFBIG past ST_MAX_PAGE_VALUES. */
 static int read_element(struct st_page *pg, const char *s, size_t len, const char *key,
-                        struct buf *tmp, size_t *values)
+                        size_t *values)
 {
 	if (values && (*values += count_values(s, len)) > ST_MAX_PAGE_VALUES)
 		return -EFBIG;
-	json_error_t e;
-	json_t *row = json_loadb(s, len, JSON_DECODE_ANY, &e);
-	if (!row && quote_big_numbers(s, len, tmp) == 0 && tmp->len != len)
-		row = json_loadb(tmp->data, tmp->len, JSON_DECODE_ANY, NULL);
-	if (pg->count == 0) {
-		pg->first = row ? identity_of(row, key) : st_utf8_escape(s, len);
-		if (!row && !pg->first)
-			return -ENOMEM;
-	}
-	int r = row ? json_array_append_new(pg->rows, row) : add_bad(pg, s, len, &e);
+	json_t *row;
+	struct st_bad_row bad;
+	int r = st_read_row(s, len, &row, &bad);
+	if (r < 0)
+		return r;
+	if (pg->count == 0 && first_of(pg, row, s, len, key) < 0)
+		r = -ENOMEM;
+	else if (row)
+		r = json_array_append_new(pg->rows, row) < 0 ? -ENOMEM : 0;
+	else if ((r = add_bad(pg, &bad)) < 0)
+		free(bad.text);
+	if (r < 0 && row)
+		json_decref(row);
 	pg->count++;
-	return r < 0 ? -ENOMEM : 0;
+	return r;
+}
+
+/* An element left for the caller: only the first is read, for `first`. */
+static int leave_element(struct st_page *pg, const char *s, size_t len, const char *key,
+                         size_t *cap)
+{
+	if (pg->count == 0) {
+		json_t *row;
+		struct st_bad_row bad;
+		int r = st_read_row(s, len, &row, &bad);
+		if (r < 0)
+			return r;
+		if (r == 1)
+			free(bad.text);
+		r = first_of(pg, row, s, len, key);
+		json_decref(row);
+		if (r < 0)
+			return r;
+	}
+	if (pg->nunread == *cap) {
+		size_t n = *cap ? *cap * 2 : 64;
+		struct st_span *u = realloc(pg->unread, n * sizeof(*u));
+		if (!u)
+			return -ENOMEM;
+		pg->unread = u;
+		*cap = n;
+	}
+	pg->unread[pg->nunread++] = (struct st_span){s, len};
+	pg->count++;
+	return 0;
 }
 
 static int scan_page(const char *body, size_t len, const char *key, const struct st_known *known,
@@ -216,8 +279,7 @@ static int scan_page(const char *body, size_t len, const char *key, const struct
 	if (*ds != '[')
 		return -EBADMSG;
 	struct jscan s = {ds + 1, de - 1}; /* inside the brackets */
-	struct buf tmp = {0};
-	size_t values = 0;
+	size_t values = 0, cap = 0;
 	int r = 0;
 	jscan_ws(&s);
 	while (s.p < s.end && r == 0) {
@@ -234,8 +296,11 @@ static int scan_page(const char *body, size_t len, const char *key, const struct
 				r = -EBADMSG;
 				break;
 			}
-			r = read_element(pg, es, (size_t)(s.p - es), key, &tmp,
-			                 known ? &values : NULL);
+			if (known && known->leave_unread)
+				r = leave_element(pg, es, (size_t)(s.p - es), key, &cap);
+			else
+				r = read_element(pg, es, (size_t)(s.p - es), key,
+				                 known ? &values : NULL);
 		}
 		jscan_ws(&s);
 		if (s.p == s.end)
@@ -246,7 +311,6 @@ static int scan_page(const char *body, size_t len, const char *key, const struct
 		if (s.p == s.end) /* a trailing comma */
 			r = -EBADMSG;
 	}
-	buf_free(&tmp);
 	return r;
 }
 

@@ -32,8 +32,20 @@ struct st_bad_row {
 	char why[ST_BAD_ROW_WHY_LEN]; /* a fixed text and a byte offset, never input */
 };
 
+/* An element left unread for the caller (struct st_known's leave_unread). */
+struct st_span {
+	const char *text;
+	size_t len;
+};
+
 struct st_page {
-	json_t *rows;  /* the elements that could be read, in order (owned) */
+	json_t *rows; /* the elements that could be read, in order (owned) */
+	/* With leave_unread: every element that is not known, in order, none of
+	 * them read (rows and bad stay empty). The text is the body's: the
+	 * caller keeps that alive as long as the page, or hands it to `held`. */
+	struct st_span *unread;
+	size_t nunread;
+	char *held;    /* freed with the page */
 	size_t count;  /* elements in "data", read or not: what paging advances by */
 	size_t nknown; /* elements skipped unread because their key was known */
 	struct st_bad_row *bad;
@@ -52,6 +64,10 @@ struct st_page {
 struct st_known {
 	bool (*known)(const char *key, size_t len, void *userdata);
 	void *userdata;
+	/* Leave the other elements unread too, in page->unread: the caller has
+	 * a faster reader for what it keeps (schema_coerce_text()), and reads
+	 * the rest with st_read_row(), which is what this module would do. */
+	bool leave_unread;
 };
 
 /* Read a reply body. `key` names the row key (for `first` and the filter).
@@ -62,6 +78,11 @@ struct st_known {
 int st_parse_page(const char *body, size_t len, const char *what, const char *key,
                   const struct st_known *known, struct st_page *page);
 void st_page_clear(struct st_page *page);
+
+/* Read one element of "data" as st_parse_page() reads each: 0 and a new
+ * reference in *row, 1 and *bad filled (not JSON even on its own; free
+ * bad->text; bad->index is 0), or -ENOMEM. */
+int st_read_row(const char *text, size_t len, json_t **row, struct st_bad_row *bad);
 
 /* `len` bytes as valid UTF-8, each byte that is not part of a valid sequence
  * written as "\xNN". A new string; NULL on ENOMEM. */

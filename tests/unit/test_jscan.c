@@ -33,6 +33,7 @@ static void test_spool_lines_are_vouched_for(void)
 	        "{\"q\":\"say \\\"hi\\\"\\n\\t\\\\ \\/\"}",
 	        " { \"a\" : [ 1 , 2 ] } ",
 	        "{\"n\":123456789012345678,\"r\":5.8300000000000001,\"m\":-0.1}",
+	        "{\"a\":\"\\u00e9 \\u2603 \\uD83D\\uDE00 \\u001f \\uFFFF\"}",
 	};
 	for (size_t i = 0; i < sizeof(good) / sizeof(*good); i++) {
 		CHECK(valid(good[i]));
@@ -46,7 +47,13 @@ static void test_anything_doubtful_goes_to_jansson(void)
 	        "",
 	        "[]",
 	        "\"x\"",
-	        "{\"a\":\"\\u00e9\"}",         /* \u: jansson decides */
+	        "{\"a\":\"\\u0000\"}",         /* U+0000: refused without JSON_ALLOW_NUL */
+	        "{\"a\":\"\\ud800\"}",         /* a lone high surrogate */
+	        "{\"a\":\"\\udc00\"}",         /* a lone low surrogate */
+	        "{\"a\":\"\\ud800\\u0041\"}",  /* high, then no low */
+	        "{\"a\":\"\\ud800x\\udc00\"}", /* not right after */
+	        "{\"a\":\"\\u00g1\"}",         /* not hex */
+	        "{\"a\":\"\\u00e\"}",          /* too short */
 	        "{\"a\":1e5}",                 /* exponents */
 	        "{\"a\":9223372036854775808}", /* 19 digits: strtoll may overflow */
 	        "{\"a\":01}",                  /* leading zero */

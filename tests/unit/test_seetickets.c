@@ -175,7 +175,7 @@ static void test_known_rows_are_counted_not_read(void)
 {
 	static const char *const known[] = {"K1", "K2", "K\"Q", "K4", "K5", NULL};
 	struct knowing k = {known, 0};
-	struct st_known filter = {knows, &k};
+	struct st_known filter = {.known = knows, .userdata = &k};
 	const char *body = "{\"data\":[{\"id\":\"K1\",\"x\":{\"id\":\"N0\"}},"
 	                   "{\"x\":1,\"id\":\"N1\"},"
 	                   "{\"id\":\"K\\\"Q\"},"           /* an escape: read, never skipped */
@@ -200,7 +200,7 @@ static void test_known_rows_are_counted_not_read(void)
 	/* Knowing nothing: the page jansson reads, row for row. */
 	static const char *const none[] = {NULL};
 	struct knowing n = {none, 0};
-	struct st_known nothing = {knows, &n};
+	struct st_known nothing = {.known = knows, .userdata = &n};
 	body = "{\"data\":[{\"id\":\"A\",\"v\":[1,{\"w\":\"]}\"}]},{\"id\":\"B\\\\\"}],\"m\":1}";
 	st_page_clear(&pg);
 	err = st_parse_page(body, strlen(body), "test", "id", &nothing, &pg);
@@ -227,7 +227,7 @@ static void test_the_value_bound_counts_only_rows_read(void)
 {
 	static const char *const known[] = {"K", NULL};
 	struct knowing k = {known, 0};
-	struct st_known filter = {knows, &k};
+	struct st_known filter = {.known = knows, .userdata = &k};
 	struct buf b = {0};
 	size_t n = 600000;
 	CHECK_INT(buf_puts(&b, "{\"data\":["), 0);

@@ -405,11 +405,10 @@ static bool name_is(const char *start, const char *end, const char *name)
 	return yes;
 }
 
-bool jscan_find_member(const char *body, size_t len, const char *name, const char **vs,
-                       const char **ve)
+bool jscan_visit_member(const char *body, size_t len, const char *name,
+                        bool (*visit)(struct jscan *s, void *ud), void *ud)
 {
 	struct jscan s = {body, body + len};
-	*vs = *ve = NULL;
 	jscan_ws(&s);
 	if (s.p >= s.end || *s.p++ != '{')
 		return false;
@@ -427,13 +426,8 @@ bool jscan_find_member(const char *body, size_t len, const char *name, const cha
 			if (s.p >= s.end || *s.p++ != ':')
 				return false;
 			jscan_ws(&s);
-			const char *v = s.p;
-			if (!jscan_skip_value(&s))
+			if (s.p >= s.end || !(wanted ? visit(&s, ud) : jscan_skip_value(&s)))
 				return false;
-			if (wanted) { /* the last one wins, as in jansson */
-				*vs = v;
-				*ve = s.p;
-			}
 			jscan_ws(&s);
 			if (s.p >= s.end)
 				return false;
@@ -447,4 +441,27 @@ bool jscan_find_member(const char *body, size_t len, const char *name, const cha
 	}
 	jscan_ws(&s);
 	return s.p == s.end;
+}
+
+struct span_of {
+	const char **vs, **ve;
+};
+
+static bool note_span(struct jscan *s, void *ud)
+{
+	struct span_of *o = ud;
+	const char *v = s->p;
+	if (!jscan_skip_value(s))
+		return false;
+	*o->vs = v; /* the last one wins, as in jansson */
+	*o->ve = s->p;
+	return true;
+}
+
+bool jscan_find_member(const char *body, size_t len, const char *name, const char **vs,
+                       const char **ve)
+{
+	struct span_of o = {vs, ve};
+	*vs = *ve = NULL;
+	return jscan_visit_member(body, len, name, note_span, &o);
 }

@@ -62,6 +62,14 @@ bool jscan_valid_object(const char *s, size_t len);
 bool jscan_find_member(const char *body, size_t len, const char *name, const char **vs,
                        const char **ve);
 
+/* The same in one pass: instead of being skipped, the value of each member
+ * `name` is handed to visit() at s->p (after whitespace, not at the end),
+ * which must take s->p past it, as jscan_skip_value() would, or return
+ * false to stop (the result is then false). visit() runs once per member of
+ * that name: the last run is what jansson would keep. */
+bool jscan_visit_member(const char *body, size_t len, const char *name,
+                        bool (*visit)(struct jscan *s, void *ud), void *ud);
+
 /* Length of the valid UTF-8 sequence at s (RFC 3629), or 0. */
 size_t jscan_utf8_seq(const unsigned char *s, size_t n);
 bool jscan_utf8_valid(const char *s, size_t len);

@@ -266,52 +266,93 @@ static int leave_element(struct st_page *pg, const char *s, size_t len, const ch
 	return 0;
 }
 
-static int scan_page(const char *body, size_t len, const char *key, const struct st_known *known,
-                     struct st_page *pg)
+struct scan {
+	struct st_page *pg;
+	const char *key;
+	const struct st_known *known;
+	size_t values, cap;
+	int r;         /* a failure other than the structure's: -ENOMEM, -EFBIG */
+	bool not_list; /* "data" is neither an array nor null */
+};
+
+/* Start the page again: a later "data" member replaces an earlier one. */
+static int page_restart(struct scan *sc)
 {
-	const char *ds, *de;
-	if (!jscan_find_member(body, len, "data", &ds, &de))
-		return -EBADMSG;
-	if (!(pg->rows = json_array()))
-		return -ENOMEM;
-	if (!ds || (de - ds == 4 && memcmp(ds, "null", 4) == 0))
-		return 0;
-	if (*ds != '[')
-		return -EBADMSG;
-	struct jscan s = {ds + 1, de - 1}; /* inside the brackets */
-	size_t values = 0, cap = 0;
-	int r = 0;
-	jscan_ws(&s);
-	while (s.p < s.end && r == 0) {
-		const char *es = s.p, *k;
+	struct st_page *pg = sc->pg;
+	st_page_clear(pg);
+	sc->values = sc->cap = 0;
+	sc->not_list = false;
+	return (pg->rows = json_array()) ? 0 : -ENOMEM;
+}
+
+/* The value of "data", at s->p: its elements, each found and read (or left
+ * unread) in the same pass that finds where it ends. */
+static bool scan_data(struct jscan *s, void *ud)
+{
+	struct scan *sc = ud;
+	struct st_page *pg = sc->pg;
+	const struct st_known *known = sc->known;
+	if ((sc->r = page_restart(sc)) < 0)
+		return false;
+	if (*s->p != '[') {
+		sc->not_list = !(s->end - s->p >= 4 && memcmp(s->p, "null", 4) == 0);
+		return jscan_skip_value(s);
+	}
+	s->p++;
+	jscan_ws(s);
+	if (s->p < s->end && *s->p == ']') {
+		s->p++;
+		return true;
+	}
+	while (s->p < s->end) {
+		const char *es = s->p, *k;
 		size_t kl;
 		bool found;
+		int r;
 		/* With a filter, one pass finds the element's end and its key. */
-		if (known && jscan_object_member(&s, key, &k, &kl, &found) && found &&
+		if (known && jscan_object_member(s, sc->key, &k, &kl, &found) && found &&
 		    known->known(k, kl, known->userdata)) {
 			r = skip_known(pg, k, kl);
 		} else {
-			s.p = es;
-			if (!jscan_skip_value(&s)) {
-				r = -EBADMSG;
-				break;
-			}
+			s->p = es;
+			if (!jscan_skip_value(s))
+				return false;
 			if (known && known->leave_unread)
-				r = leave_element(pg, es, (size_t)(s.p - es), key, &cap);
+				r = leave_element(pg, es, (size_t)(s->p - es), sc->key, &sc->cap);
 			else
-				r = read_element(pg, es, (size_t)(s.p - es), key,
-				                 known ? &values : NULL);
+				r = read_element(pg, es, (size_t)(s->p - es), sc->key,
+				                 known ? &sc->values : NULL);
 		}
-		jscan_ws(&s);
-		if (s.p == s.end)
-			break;
-		if (*s.p++ != ',')
-			r = -EBADMSG;
-		jscan_ws(&s);
-		if (s.p == s.end) /* a trailing comma */
-			r = -EBADMSG;
+		if (r < 0) {
+			sc->r = r;
+			return false;
+		}
+		jscan_ws(s);
+		if (s->p >= s->end)
+			return false;
+		if (*s->p == ']') {
+			s->p++;
+			return true;
+		}
+		if (*s->p++ != ',')
+			return false;
+		jscan_ws(s);
 	}
-	return r;
+	return false;
+}
+
+static int scan_page(const char *body, size_t len, const char *key, const struct st_known *known,
+                     struct st_page *pg)
+{
+	struct scan sc = {.pg = pg, .key = key, .known = known};
+	bool ok = jscan_visit_member(body, len, "data", scan_data, &sc);
+	if (sc.r < 0)
+		return sc.r;
+	if (!ok || sc.not_list)
+		return -EBADMSG;
+	if (!pg->rows && !(pg->rows = json_array())) /* no "data": an empty page */
+		return -ENOMEM;
+	return 0;
 }
 
 static int too_many_values(const char *what, size_t values)

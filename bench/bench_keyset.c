@@ -9,6 +9,7 @@
  * Columns (rates in millions per second):
  *   add/s     adds to a set grown from empty      sized/s   adds to keyset_new(n)
  *   hit/s     lookups of present keys             miss/s    lookups of absent keys
+ *   hitN/s    the same, KEYS_PER_CALL at a time   missN/s   through keyset_has_many()
  *   worst_us  slowest single add the scheduler did not interrupt (best of the runs)
  *   wall_us   slowest single add whatever happened (best of the runs)
  *   >10us     adds slower than 10 µs (fewest of the runs)
@@ -18,6 +19,7 @@
 #include "autoconfig.h"
 
 #include <inttypes.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +35,8 @@
  * the latency pass is repeated and the smallest worst case reported: a real pause in the
  * set shows up in every run. Adds the scheduler interrupted are also set apart. */
 #define LATENCY_RUNS 3
+/* Keys per keyset_has_many() call: a page of sales (the daemon's default page size). */
+#define KEYS_PER_CALL 100
 
 static uint64_t now_ns(void)
 {
@@ -129,7 +133,29 @@ static int run_size(size_t n)
 		found += keyset_has(ks, k, KEY_LEN);
 	}
 	uint64_t t_miss = now_ns() - t0;
-	if (found != n || keyset_count(ks) != n) {
+
+	/* The same lookups, a call per KEYS_PER_CALL keys, as the daemon makes them. */
+	static char kbuf[KEYS_PER_CALL][KEY_LEN];
+	struct keyset_key keys[KEYS_PER_CALL];
+	bool out[KEYS_PER_CALL];
+	size_t found_many = 0;
+	uint64_t t_many[2];
+	for (int pass = 0; pass < 2; pass++) {
+		size_t base = pass ? n : 0;
+		t0 = now_ns();
+		for (size_t i = 0; i < n; i += KEYS_PER_CALL) {
+			size_t m = n - i < KEYS_PER_CALL ? n - i : KEYS_PER_CALL;
+			for (size_t j = 0; j < m; j++) {
+				make_key(base + i + j, kbuf[j]);
+				keys[j] = (struct keyset_key){kbuf[j], KEY_LEN};
+			}
+			keyset_has_many(ks, keys, m, out);
+			for (size_t j = 0; j < m; j++)
+				found_many += out[j];
+		}
+		t_many[pass] = now_ns() - t0;
+	}
+	if (found != n || found_many != n || keyset_count(ks) != n) {
 		fprintf(stderr, "wrong answers: %zu found, %zu counted, %zu expected\n", found,
 		        keyset_count(ks), n);
 		return 1;
@@ -162,11 +188,12 @@ static int run_size(size_t n)
 
 	struct rusage ru;
 	getrusage(RUSAGE_SELF, &ru);
-	printf("%9zu %7.2f %7.2f %7.2f %7.2f %8.0f %8.0f %6zu %7.0f %9.1f %8.1f\n", n,
+	printf("%9zu %7.2f %7.2f %7.2f %7.2f %7.2f %7.2f %8.0f %8.0f %6zu %7.0f %9.1f %8.1f\n", n,
 	       per_second(n, t_add) / 1e6, per_second(n, t_presized) / 1e6,
-	       per_second(n, t_hit) / 1e6, per_second(n, t_miss) / 1e6, (double)best.clean / 1e3,
-	       (double)best.wall / 1e3, best.slow, (double)t_presized / 1e6, bytes_per_key,
-	       (double)ru.ru_maxrss / 1024.0);
+	       per_second(n, t_hit) / 1e6, per_second(n, t_miss) / 1e6,
+	       per_second(n, t_many[0]) / 1e6, per_second(n, t_many[1]) / 1e6,
+	       (double)best.clean / 1e3, (double)best.wall / 1e3, best.slow,
+	       (double)t_presized / 1e6, bytes_per_key, (double)ru.ru_maxrss / 1024.0);
 	fflush(stdout);
 	return 0;
 }
@@ -191,8 +218,9 @@ int main(int argc, char **argv)
 
 	printf("keyset: %d-byte random keys; rates in millions per second; %d latency runs\n",
 	       KEY_LEN, LATENCY_RUNS);
-	printf("%9s %7s %7s %7s %7s %8s %8s %6s %7s %9s %8s\n", "keys", "add/s", "sized/s", "hit/s",
-	       "miss/s", "worst_us", "wall_us", ">10us", "stw_ms", "bytes/key", "peak_MiB");
+	printf("%9s %7s %7s %7s %7s %7s %7s %8s %8s %6s %7s %9s %8s\n", "keys", "add/s", "sized/s",
+	       "hit/s", "miss/s", "hitN/s", "missN/s", "worst_us", "wall_us", ">10us", "stw_ms",
+	       "bytes/key", "peak_MiB");
 	fflush(stdout);
 	int status = 0;
 	for (size_t i = 0; i < nsizes; i++) {

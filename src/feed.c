@@ -27,6 +27,7 @@
 #include "util.h"
 
 #define FEED_IDENTITY_PREFIX "\x01sha256:" /* cannot clash with a key: keys have no control chars */
+#define FEED_LOOKUP_GROUP    256 /* keys converted for keyset_has_many() at a time (stack) */
 
 /* ---- small helpers ---------------------------------------------------- */
 
@@ -606,6 +607,24 @@ static bool row_known(const char *key, size_t len, void *ud)
 	return feed_key_known(ud, key, len);
 }
 
+/* The same for a page's keys at once: the key set's reads overlap. */
+static void rows_known(const struct st_span *keys, size_t n, bool *out, void *ud)
+{
+	struct feed *f = ud;
+	struct keyset_key k[FEED_LOOKUP_GROUP];
+	for (size_t at = 0; at < n; at += FEED_LOOKUP_GROUP) {
+		size_t m = n - at < FEED_LOOKUP_GROUP ? n - at : FEED_LOOKUP_GROUP;
+		for (size_t i = 0; i < m; i++)
+			k[i] = (struct keyset_key){keys[at + i].text, keys[at + i].len};
+		keyset_has_many(f->seen, k, m, out + at);
+	}
+	if (keyset_count(f->released) == 0)
+		return;
+	for (size_t i = 0; i < n; i++)
+		if (out[i] && keyset_has(f->released, keys[i].text, keys[i].len))
+			out[i] = false;
+}
+
 static int on_page(const struct st_page *page, void *ud)
 {
 	struct page_ctx *pc = ud;
@@ -724,7 +743,8 @@ static int fetch_sales(struct feed *f, struct page_ctx *pc)
 	size_t per = cfg->sales.codes_per_request > 0 ? (size_t)cfg->sales.codes_per_request : 1;
 	int first_err = 0;
 	/* Most sales of a poll are in BigQuery already: skip them unread. */
-	const struct st_known known = {.known = row_known, .userdata = f, .leave_unread = true};
+	const struct st_known known = {
+	        .known = row_known, .userdata = f, .leave_unread = true, .known_many = rows_known};
 	for (size_t at = 0; at < n && r == 0; at += per) {
 		size_t k = n - at < per ? n - at : per;
 		for (size_t j = 0; j < k; j++)

@@ -549,6 +549,45 @@ bool keyset_has(const struct keyset *ks, const char *key, size_t len)
 	return set_find(ks, key_hash(ks, key, len), key, len);
 }
 
+/* Keys whose memory reads are in flight at once: enough to cover a miss to
+ * DRAM, few enough that the prefetched lines are still in cache when used. */
+#define KEYSET_GROUP 16
+
+static inline bool key_ok(const char *key, size_t len)
+{
+	return key && len > 0 && len <= KEYSET_MAX_KEY_LEN;
+}
+
+void keyset_has_many(const struct keyset *ks, const struct keyset_key *keys, size_t n, bool *out)
+{
+	uint64_t h[KEYSET_GROUP];
+	for (size_t at = 0; at < n; at += KEYSET_GROUP) {
+		size_t m = n - at < KEYSET_GROUP ? n - at : KEYSET_GROUP;
+		const struct keyset_key *k = keys + at;
+		/* The home slot of each key, in both tables while a rehash runs. */
+		for (size_t i = 0; i < m; i++) {
+			if (!key_ok(k[i].key, k[i].len))
+				continue;
+			h[i] = key_hash(ks, k[i].key, k[i].len);
+			__builtin_prefetch(&ks->cur.slots[h[i] & ks->cur.mask]);
+			if (ks->old.slots && (h[i] & ks->old.mask) >= ks->old_pos)
+				__builtin_prefetch(&ks->old.slots[h[i] & ks->old.mask]);
+		}
+		/* Then the arena entry of a home slot whose tag matches: almost always
+		 * the key itself when it is present. */
+		for (size_t i = 0; i < m; i++) {
+			if (!key_ok(k[i].key, k[i].len))
+				continue;
+			uint64_t s = ks->cur.slots[h[i] & ks->cur.mask];
+			if (s && (s & TAG_MASK) == hash_tag(h[i]))
+				__builtin_prefetch(ks->arena + (s >> TAG_BITS));
+		}
+		for (size_t i = 0; i < m; i++)
+			out[at + i] = key_ok(k[i].key, k[i].len) &&
+			              set_find(ks, h[i], k[i].key, k[i].len);
+	}
+}
+
 size_t keyset_count(const struct keyset *ks)
 {
 	return ks->count;

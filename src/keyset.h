@@ -25,6 +25,15 @@ void keyset_free(struct keyset *ks); /* accepts NULL */
 int keyset_add(struct keyset *ks, const char *key, size_t len);
 bool keyset_has(const struct keyset *ks, const char *key, size_t len); /* exact match */
 size_t keyset_count(const struct keyset *ks);                          /* keys held */
+
+struct keyset_key {
+	const char *key;
+	size_t len;
+};
+/* out[i] = keyset_has(keys[i]) for each of n keys. In a big set every lookup
+ * waits on a read from memory; here the reads of a group of keys are issued
+ * together, so their waits overlap: several times the lookups per second. */
+void keyset_has_many(const struct keyset *ks, const struct keyset_key *keys, size_t n, bool *out);
 /* Room for `n` keys in all without growth: one rehash now, while the set is small, rather
  * than one per doubling (seeding learns the table's row count before its first key). 0, or
  * -ENOMEM with the set unchanged and still usable. */

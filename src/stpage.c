@@ -236,34 +236,23 @@ static int read_element(struct st_page *pg, const char *s, size_t len, const cha
 	return r;
 }
 
-/* An element left for the caller: only the first is read, for `first`. */
-static int leave_element(struct st_page *pg, const char *s, size_t len, const char *key,
-                         size_t *cap)
+/* The identity of the page's first element (the repeated-page guard's) when
+ * it is left unread: what skip_known() or read_element() would have set. */
+static int first_unread(struct st_page *pg, const struct st_span *e, const struct st_span *k,
+                        bool known, const char *key)
 {
-	if (pg->count == 0) {
-		json_t *row;
-		struct st_bad_row bad;
-		int r = st_read_row(s, len, &row, &bad);
-		if (r < 0)
-			return r;
-		if (r == 1)
-			free(bad.text);
-		r = first_of(pg, row, s, len, key);
-		json_decref(row);
-		if (r < 0)
-			return r;
-	}
-	if (pg->nunread == *cap) {
-		size_t n = *cap ? *cap * 2 : 64;
-		struct st_span *u = realloc(pg->unread, n * sizeof(*u));
-		if (!u)
-			return -ENOMEM;
-		pg->unread = u;
-		*cap = n;
-	}
-	pg->unread[pg->nunread++] = (struct st_span){s, len};
-	pg->count++;
-	return 0;
+	if (known)
+		return asprintf(&pg->first, "\"%.*s\"", (int)k->len, k->text) < 0 ? -ENOMEM : 0;
+	json_t *row;
+	struct st_bad_row bad;
+	int r = st_read_row(e->text, e->len, &row, &bad);
+	if (r < 0)
+		return r;
+	if (r == 1)
+		free(bad.text);
+	r = first_of(pg, row, e->text, e->len, key);
+	json_decref(row);
+	return r;
 }
 
 struct scan {
@@ -271,9 +260,60 @@ struct scan {
 	const char *key;
 	const struct st_known *known;
 	size_t values, cap;
-	int r;         /* a failure other than the structure's: -ENOMEM, -EFBIG */
-	bool not_list; /* "data" is neither an array nor null */
+	struct st_span *keys; /* leave_unread: each element's key (NULL text: none plain) */
+	int r;                /* a failure other than the structure's: -ENOMEM, -EFBIG */
+	bool not_list;        /* "data" is neither an array nor null */
 };
+
+/* leave_unread: one more element and its key, looked up later. */
+static int note_element(struct scan *sc, const char *s, size_t len, const char *k, size_t kl)
+{
+	struct st_page *pg = sc->pg;
+	if (pg->nunread == sc->cap) {
+		size_t n = sc->cap ? sc->cap * 2 : 128;
+		struct st_span *u = realloc(pg->unread, n * sizeof(*u));
+		if (!u)
+			return -ENOMEM;
+		pg->unread = u;
+		struct st_span *ks = realloc(sc->keys, n * sizeof(*ks));
+		if (!ks)
+			return -ENOMEM;
+		sc->keys = ks;
+		sc->cap = n;
+	}
+	sc->keys[pg->nunread] = (struct st_span){k, kl};
+	pg->unread[pg->nunread++] = (struct st_span){s, len};
+	pg->count++;
+	return 0;
+}
+
+/* leave_unread, the page scanned: look its keys up, all at once, and keep
+ * unread only the elements whose key is not known. */
+static int sort_unread(struct scan *sc)
+{
+	struct st_page *pg = sc->pg;
+	const struct st_known *kn = sc->known;
+	size_t n = pg->nunread, j = 0;
+	bool *known = calloc(n ? n : 1, sizeof(*known));
+	if (!known)
+		return -ENOMEM;
+	if (kn->known_many)
+		kn->known_many(sc->keys, n, known, kn->userdata);
+	else
+		for (size_t i = 0; i < n; i++)
+			known[i] = sc->keys[i].text &&
+			           kn->known(sc->keys[i].text, sc->keys[i].len, kn->userdata);
+	int r = n ? first_unread(pg, &pg->unread[0], &sc->keys[0], known[0], sc->key) : 0;
+	for (size_t i = 0; i < n && r == 0; i++) {
+		if (known[i])
+			pg->nknown++;
+		else
+			pg->unread[j++] = pg->unread[i];
+	}
+	pg->nunread = j;
+	free(known);
+	return r;
+}
 
 /* Start the page again: a later "data" member replaces an earlier one. */
 static int page_restart(struct scan *sc)
@@ -310,15 +350,18 @@ static bool scan_data(struct jscan *s, void *ud)
 		bool found;
 		int r;
 		/* With a filter, one pass finds the element's end and its key. */
-		if (known && jscan_object_member(s, sc->key, &k, &kl, &found) && found &&
-		    known->known(k, kl, known->userdata)) {
+		bool scanned = known && jscan_object_member(s, sc->key, &k, &kl, &found);
+		if (scanned && known->leave_unread) {
+			r = note_element(sc, es, (size_t)(s->p - es), found ? k : NULL,
+			                 found ? kl : 0);
+		} else if (scanned && found && known->known(k, kl, known->userdata)) {
 			r = skip_known(pg, k, kl);
 		} else {
 			s->p = es;
 			if (!jscan_skip_value(s))
 				return false;
 			if (known && known->leave_unread)
-				r = leave_element(pg, es, (size_t)(s->p - es), sc->key, &sc->cap);
+				r = note_element(sc, es, (size_t)(s->p - es), NULL, 0);
 			else
 				r = read_element(pg, es, (size_t)(s->p - es), sc->key,
 				                 known ? &sc->values : NULL);
@@ -332,6 +375,8 @@ static bool scan_data(struct jscan *s, void *ud)
 			return false;
 		if (*s->p == ']') {
 			s->p++;
+			if (known && known->leave_unread && (sc->r = sort_unread(sc)) < 0)
+				return false;
 			return true;
 		}
 		if (*s->p++ != ',')
@@ -346,6 +391,7 @@ static int scan_page(const char *body, size_t len, const char *key, const struct
 {
 	struct scan sc = {.pg = pg, .key = key, .known = known};
 	bool ok = jscan_visit_member(body, len, "data", scan_data, &sc);
+	free(sc.keys);
 	if (sc.r < 0)
 		return sc.r;
 	if (!ok || sc.not_list)

@@ -66,8 +66,12 @@ struct st_known {
 	void *userdata;
 	/* Leave the other elements unread too, in page->unread: the caller has
 	 * a faster reader for what it keeps (schema_coerce_text()), and reads
-	 * the rest with st_read_row(), which is what this module would do. */
+	 * the rest with st_read_row(), which is what this module would do.
+	 * The keys are then looked up once the page is scanned, all at once
+	 * with known_many() when it is set (out[i] for keys[i]; a key with a
+	 * NULL text is no plain string and must be false), else one by one. */
 	bool leave_unread;
+	void (*known_many)(const struct st_span *keys, size_t n, bool *out, void *userdata);
 };
 
 /* Read a reply body. `key` names the row key (for `first` and the filter).

@@ -480,6 +480,56 @@ out:
 	keyset_free(ks);
 }
 
+/* keyset_has_many() answers exactly as keyset_has(), key for key: present and absent keys,
+ * invalid ones (NULL, empty, too long), mid-rehash, and in a set where every key collides. */
+static uint64_t collide(const char *key, size_t len, void *ud)
+{
+	(void)key, (void)len, (void)ud;
+	return 42;
+}
+
+static void test_many_lookups_answer_as_single_ones(void)
+{
+	static char big[KEYSET_MAX_KEY_LEN + 1];
+	const struct keyset_hooks same = {.hash = collide};
+	struct keyset *sets[2] = {keyset_new(0), keyset_new_with_hooks(0, &same)};
+	size_t sizes[2] = {200000, 300};
+	memset(big, 'x', sizeof(big));
+	for (int t = 0; t < 2; t++) {
+		struct keyset *ks = sets[t];
+		size_t n = sizes[t], wrong = 0, mid = 0, asked = 0;
+		static char kb[40][KEY_LEN];
+		struct keyset_key keys[40];
+		bool out[40];
+		for (size_t i = 0; i < n; i++) {
+			make_key(i, kb[0]);
+			keyset_add(ks, kb[0], KEY_LEN);
+			if (i % 997 && i != n - 1)
+				continue;
+			mid += keyset_rehashing(ks);
+			/* 37 keys: present, absent, and three invalid ones. */
+			for (size_t j = 0; j < 37; j++) {
+				make_key(j % 2 ? i - i * j / 37 : n + i + j, kb[j]);
+				keys[j] = (struct keyset_key){kb[j], KEY_LEN};
+			}
+			keys[5] = (struct keyset_key){NULL, 3};
+			keys[6] = (struct keyset_key){kb[6], 0};
+			keys[7] = (struct keyset_key){big, sizeof(big)};
+			keyset_has_many(ks, keys, 37, out);
+			for (size_t j = 0; j < 37; j++) {
+				wrong += out[j] != keyset_has(ks, keys[j].key, keys[j].len);
+				asked++;
+			}
+		}
+		CHECK_INT(wrong, 0);
+		CHECK(asked >= 37 * 2);
+		if (t == 0)
+			CHECK(mid > 0);            /* some of it ran while a rehash was under way */
+		keyset_has_many(ks, keys, 0, out); /* nothing asked: nothing read */
+		keyset_free(ks);
+	}
+}
+
 static void test_runs_wrapping_round_the_old_table_survive_the_rehash(void)
 {
 	check_wrapping_runs(16); /* the smallest table, malloc'd */
@@ -702,6 +752,7 @@ int main(void)
 	RUN(test_growth_is_incremental_and_lookups_work_mid_rehash);
 	RUN(test_reserve_makes_room_once);
 	RUN(test_runs_wrapping_round_the_old_table_survive_the_rehash);
+	RUN(test_many_lookups_answer_as_single_ones);
 	RUN(test_foreach_visits_each_key_exactly_once);
 	RUN(test_memory_accounting_is_sane);
 	RUN(test_out_of_memory_leaves_the_set_valid);

@@ -145,6 +145,7 @@ static void test_utf8_escape(void)
 struct knowing {
 	const char *const *keys;
 	int asked;
+	int batches;
 };
 
 static bool knows(const char *key, size_t len, void *ud)
@@ -174,7 +175,7 @@ static void ids(const json_t *rows, char *out, size_t len)
 static void test_known_rows_are_counted_not_read(void)
 {
 	static const char *const known[] = {"K1", "K2", "K\"Q", "K4", "K5", NULL};
-	struct knowing k = {known, 0};
+	struct knowing k = {known, 0, 0};
 	struct st_known filter = {.known = knows, .userdata = &k};
 	const char *body = "{\"data\":[{\"id\":\"K1\",\"x\":{\"id\":\"N0\"}},"
 	                   "{\"x\":1,\"id\":\"N1\"},"
@@ -199,7 +200,7 @@ static void test_known_rows_are_counted_not_read(void)
 
 	/* Knowing nothing: the page jansson reads, row for row. */
 	static const char *const none[] = {NULL};
-	struct knowing n = {none, 0};
+	struct knowing n = {none, 0, 0};
 	struct st_known nothing = {.known = knows, .userdata = &n};
 	body = "{\"data\":[{\"id\":\"A\",\"v\":[1,{\"w\":\"]}\"}]},{\"id\":\"B\\\\\"}],\"m\":1}";
 	st_page_clear(&pg);
@@ -220,13 +221,77 @@ static void test_known_rows_are_counted_not_read(void)
 	CHECK_INT(st_parse_page(body, strlen(body), "test", "id", &filter, &pg), -EBADMSG);
 }
 
+static void many(const struct st_span *keys, size_t n, bool *out, void *ud)
+{
+	struct knowing *k = ud;
+	k->batches++;
+	for (size_t i = 0; i < n; i++)
+		out[i] = keys[i].text && knows(keys[i].text, keys[i].len, ud);
+}
+
+/* leave_unread: known rows are counted as before; every other element is left, in order,
+ * as its text, for the caller to read; the keys of a page are looked up in one call. */
+static void test_rows_left_unread_keep_their_order_and_text(void)
+{
+	static const char *const known[] = {"K1", "K2", NULL};
+	struct knowing k = {known, 0, 0};
+	struct st_known leave = {
+	        .known = knows, .userdata = &k, .leave_unread = true, .known_many = many};
+	const char *body = "{\"m\":{\"data\":1},\"data\":[{\"id\":\"N1\",\"v\":[1,2]},"
+	                   "{\"id\":\"K1\"},"
+	                   "{\"id\":\"K\\u0032\"}," /* no plain string: left, read later */
+	                   "\"text\","
+	                   "{\"id\":\"K2\",\"x\":tru}," /* known: counted, whatever else */
+	                   " {\"id\":\"N2\"} ]}";
+	st_page_clear(&pg);
+	CHECK_INT(st_parse_page(body, strlen(body), "test", "id", &leave, &pg), 0);
+	CHECK_INT(pg.count, 6);
+	CHECK_INT(pg.nknown, 2);
+	CHECK_INT(pg.nbad, 0);
+	CHECK_INT(json_array_size(pg.rows), 0);
+	CHECK_INT(pg.nunread, 4);
+	CHECK_INT(k.batches, 1);
+	CHECK_STR(pg.first, "\"N1\"");
+	static const char *const want[] = {"{\"id\":\"N1\",\"v\":[1,2]}", "{\"id\":\"K\\u0032\"}",
+	                                   "\"text\"", "{\"id\":\"N2\"}"};
+	for (size_t i = 0; i < pg.nunread && i < 4; i++)
+		CHECK(pg.unread[i].len == strlen(want[i]) &&
+		      memcmp(pg.unread[i].text, want[i], pg.unread[i].len) == 0);
+	/* st_read_row() reads them as the page would have. */
+	json_t *row;
+	struct st_bad_row bad;
+	CHECK_INT(st_read_row(pg.unread[1].text, pg.unread[1].len, &row, &bad), 0);
+	CHECK_STR(json_string_value(json_object_get(row, "id")), "K2");
+	json_decref(row);
+	CHECK_INT(st_read_row("{\"id\":tru}", 10, &row, &bad), 1);
+	CHECK(strstr(bad.why, "not valid JSON") != NULL);
+	CHECK_STR(bad.text, "{\"id\":tru}");
+	free(bad.text);
+
+	/* A later "data" replaces an earlier one, as in jansson; a known first row is its key. */
+	body = "{\"data\":[{\"id\":\"N9\"}],\"data\":[{\"id\":\"K2\"},{\"id\":\"N3\"}]}";
+	st_page_clear(&pg);
+	CHECK_INT(st_parse_page(body, strlen(body), "test", "id", &leave, &pg), 0);
+	CHECK_INT(pg.count, 2);
+	CHECK_INT(pg.nknown, 1);
+	CHECK_INT(pg.nunread, 1);
+	CHECK_STR(pg.first, "\"K2\"");
+	/* Broken structure is malformed, as without leave_unread. */
+	body = "{\"data\":[{\"id\":\"N1\"},{\"id\":\"K2\"}";
+	st_page_clear(&pg);
+	CHECK_INT(st_parse_page(body, strlen(body), "test", "id", &leave, &pg), -EBADMSG);
+	body = "{\"data\":{\"id\":\"N1\"}}";
+	CHECK_INT(st_parse_page(body, strlen(body), "test", "id", &leave, &pg), -EBADMSG);
+	st_page_clear(&pg);
+}
+
 /* The bound on what jansson reads holds with a filter too: the rows it hands to jansson are
  * counted (a page of 600 000 unknown "{}" is refused), the rows it skips are not (600 000
  * known rows of four values each pass). */
 static void test_the_value_bound_counts_only_rows_read(void)
 {
 	static const char *const known[] = {"K", NULL};
-	struct knowing k = {known, 0};
+	struct knowing k = {known, 0, 0};
 	struct st_known filter = {.known = knows, .userdata = &k};
 	struct buf b = {0};
 	size_t n = 600000;
@@ -261,6 +326,7 @@ int main(void)
 	RUN(test_utf8_escape);
 	RUN(test_known_rows_are_counted_not_read);
 	RUN(test_the_value_bound_counts_only_rows_read);
+	RUN(test_rows_left_unread_keep_their_order_and_text);
 	st_page_clear(&pg);
 	return tap_done();
 }

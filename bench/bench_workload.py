@@ -19,6 +19,8 @@ Reported per run, for the daemon process only:
   peak_MiB   peak RSS: the ru_maxrss that time(1)'s wait4() gets for the daemon (%M)
   st_cpu     CPU time of the See Tickets fake during the run (/proc/PID/stat), for scale
   bq_cpu     CPU time of the Google fake during the run
+  poll_us_row  the poll phase's CPU per sale fetched; with --new-fraction 0 every sale is
+             known, and this is what a known row costs: fetched, recognised, dropped
   phases     from the daemon's log: "keys known in table T (seeded in N ms)" per feed, and
              each feed's poll line "fetched F, new N, inserted I, rejected R in D ms"
              (D is the journal's DURATION_MS)
@@ -31,6 +33,7 @@ and the floors, the least any client pays to move the same bytes:
   curl_bq    the same for the seeding queries to BigQuery (jobs.query and getQueryResults
              pages, both feeds); the requestId the daemon sent makes the fake answer the
              query job the daemon read, so the pages are the same bytes
+  st_curl_us_row  curl_st's CPU per sale fetched: the transport's share of a row
 
 A run is valid only if the daemon exits 0, fetches every sale, takes exactly the new ones
 as new, inserts them all, and the sales table ends with exactly keys + new distinct keys;
@@ -349,6 +352,12 @@ def _ph(feed, name):
     return lambda r: r["phases"].get(feed, {}).get(name)
 
 
+def _per_row(r, cpu_s):
+    """CPU microseconds per sale fetched: with --new-fraction 0, what a known row costs."""
+    fetched = r["phases"].get("sales", {}).get("fetched")
+    return cpu_s * 1e6 / fetched if fetched else None
+
+
 DAEMON_COLS = [
     ("wall_s", "%7.2f", lambda r: r["wall_s"]),
     ("cpu_s", "%6.2f", lambda r: r["cpu_s"]),
@@ -359,6 +368,7 @@ DAEMON_COLS = [
     ("seed_cpu", "%8.2f", lambda r: r["phase_cpu"]["seed"]),
     ("poll_cpu", "%8.2f", lambda r: r["phase_cpu"]["poll"]),
     ("exit_cpu", "%8.2f", lambda r: r["phase_cpu"]["exit"]),
+    ("poll_us_row", "%11.2f", lambda r: _per_row(r, r["phase_cpu"]["poll"])),
 ]
 LOG_COLS = [
     ("seed_ms", "%7d", _ph("sales", "seed_ms")),
@@ -376,6 +386,7 @@ FLOOR_COLS = [
     ("st_MB", "%6.1f", lambda r: r["curl_st"]["bytes"] / 1e6),
     ("st_curl_cpu", "%11.2f", lambda r: r["curl_st"]["cpu_s"]),
     ("st_curl_wall", "%12.2f", lambda r: r["curl_st"]["wall_s"]),
+    ("st_curl_us_row", "%14.2f", lambda r: _per_row(r, r["curl_st"]["cpu_s"])),
     ("bq_req", "%6d", lambda r: r["curl_bq"]["requests"]),
     ("bq_MB", "%6.1f", lambda r: r["curl_bq"]["bytes"] / 1e6),
     ("bq_curl_cpu", "%11.2f", lambda r: r["curl_bq"]["cpu_s"]),

@@ -2,6 +2,7 @@
 #include "autoconfig.h"
 
 #include <stddef.h>
+#include <stdint.h>
 #include <string.h>
 
 #include <jansson.h>
@@ -236,11 +237,33 @@ static size_t valid_u_escape(const unsigned char *p, const unsigned char *end)
 	return lo >= 0xDC00 && lo <= 0xDFFF ? 12 : 0;
 }
 
+/* Whether any of the 8 bytes in x is a quote, a backslash, below 0x20 or above 0x7f: the
+ * bytes valid_string() must look at one by one. Exact (the classic has-zero-byte and
+ * has-less-than tests, for values up to 0x80), so a clean word is 8 plain bytes. */
+static inline bool word_has_special(uint64_t x)
+{
+	const uint64_t ones = UINT64_C(0x0101010101010101), high = UINT64_C(0x8080808080808080);
+	uint64_t q = x ^ (ones * '"'), b = x ^ (ones * '\\');
+	uint64_t zero_q = (q - ones) & ~q, zero_b = (b - ones) & ~b;
+	uint64_t below = (x - ones * 0x20) & ~x;
+	return ((zero_q | zero_b | below) & high) || (x & high);
+}
+
 static bool valid_string(struct jscan *s)
 {
 	const unsigned char *p = (const unsigned char *)s->p + 1;
 	const unsigned char *end = (const unsigned char *)s->end;
 	while (p < end) {
+		/* Most text is plain ASCII: eight bytes a step. */
+		while (end - p >= 8) {
+			uint64_t x;
+			memcpy(&x, p, 8);
+			if (word_has_special(x))
+				break;
+			p += 8;
+		}
+		if (p >= end)
+			break;
 		unsigned char c = *p;
 		if (c == '"') {
 			s->p = (const char *)p + 1;

@@ -32,7 +32,7 @@ int buf_reserve(struct buf *b, size_t extra)
 	return 0;
 }
 
-int buf_append(struct buf *b, const void *data, size_t len)
+int buf_append_grow(struct buf *b, const void *data, size_t len)
 {
 	if (buf_reserve(b, len) < 0)
 		return -ENOMEM;

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <sys/types.h>
 
 #define UTIL_ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -17,9 +18,20 @@ struct buf {
 	size_t cap;
 };
 
-int buf_reserve(struct buf *b, size_t extra);                /* 0 or -ENOMEM */
-int buf_append(struct buf *b, const void *data, size_t len); /* 0 or -ENOMEM */
-int buf_puts(struct buf *b, const char *s);                  /* 0 or -ENOMEM */
+int buf_reserve(struct buf *b, size_t extra);                     /* 0 or -ENOMEM */
+int buf_append_grow(struct buf *b, const void *data, size_t len); /* buf_append(), any size */
+/* 0 or -ENOMEM. Inline where there is room: rows are written as many short pieces. */
+static inline int buf_append(struct buf *b, const void *data, size_t len)
+{
+	if (b->cap - b->len <= len)
+		return buf_append_grow(b, data, len);
+	if (len)
+		memcpy(b->data + b->len, data, len);
+	b->len += len;
+	b->data[b->len] = '\0';
+	return 0;
+}
+int buf_puts(struct buf *b, const char *s); /* 0 or -ENOMEM */
 int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void buf_reset(struct buf *b);  /* len = 0, keeps memory */
 void buf_free(struct buf *b);   /* frees data, zeroes b */

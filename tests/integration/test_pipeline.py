@@ -313,6 +313,46 @@ def test_api_key_from_secret_manager():
         check_exactly_once(g, s, "sales")
 
 
+def test_new_rows_from_their_text_are_jansson_s_rows_byte_for_byte():
+    """Issue 10: a new sale goes from its text to its spool line without jansson
+    (schema-text.c), except at debug level, where schema.c runs to note unknown
+    fields. The rows --dry-run prints must be the same bytes either way, over the
+    fake's data (quotes, backslashes, emoji, numbers as strings) and rows made to
+    take each path: escapes, control characters, big integers, refusals."""
+    with Workdir("textpath") as w:
+        g, s, cfg = setup(w)
+        ev = s.truth("events")[0]["id"]
+        odd = [
+            {"uniqueCode": "TXT-ESC-1", "eventId": ev, "eventName": "Tab\tand\x01ctl \u2028 \U0001F3B8",
+             "priceName": "a/b \\ \"q\"", "sold": " 3 ", "faceValue": "1e2", "isPending": "TRUE"},
+            {"uniqueCode": "TXT-BIG-1", "eventId": ev, "sold": 9007199254740993,
+             "priceId": 12345678901234567890, "grossCost": 0.1, "taxTotal": -0.0},
+            {"uniqueCode": "TXT-EXP-1", "eventId": ev, "faceValue": 1.5e300, "grossFace": 2e-7},
+            {"uniqueCode": "TXT-REF-1", "eventId": ev, "isPending": "maybe"},
+            {"uniqueCode": "TXT-LOC-1", "eventId": ev, "location": {"country": "X", "postCode": ""}},
+            {"uniqueCode": "TXT-DUP-1", "eventId": ev, "sold": 1},
+            {"uniqueCode": "TXT-DUP-1", "eventId": ev, "sold": 2},
+            {"uniqueCode": 4711, "eventId": ev},
+        ]
+        s.post("/_fake/bad_rows", {"sales": odd})
+        once_ok(w, cfg, "--feed", "events")
+        runs = {}
+        for level in ("info", "debug"):
+            cfg = write_config(w.path, g, s, log_level=f'"{level}"')
+            rc, out, err = run_once(w.path, cfg, "--dry-run", "--feed", "sales")
+            assert rc == 0, err[-2000:]
+            runs[level] = out
+        assert runs["info"] == runs["debug"], "the text path and jansson differ"
+        lines = runs["info"].splitlines()
+        want, _ = expected_rows(s, "sales")
+        assert len(lines) >= len(want) > 20, (len(lines), len(want))
+        text = runs["info"]
+        for k in ("TXT-ESC-1", "TXT-BIG-1", "TXT-EXP-1", "TXT-LOC-1", "4711"):
+            assert f'"uniqueCode":"{k}"' in text, k
+        assert "TXT-REF-1" not in text
+        assert text.count('"uniqueCode":"TXT-DUP-1"') == 1
+
+
 if __name__ == "__main__":
     t = Tap()
     for fn in (test_first_run_loads_every_row_exactly_once,
@@ -329,6 +369,7 @@ if __name__ == "__main__":
                test_date_filter_window_moves_only_after_a_good_fetch,
                test_a_dead_letter_that_cannot_be_written_leaves_the_run_unfinished,
                test_an_unreadable_spool_line_is_dead_lettered_and_the_rest_sent,
-               test_api_key_from_secret_manager):
+               test_api_key_from_secret_manager,
+               test_new_rows_from_their_text_are_jansson_s_rows_byte_for_byte):
         t.run(fn)
     t.done()

@@ -35,6 +35,21 @@ bool jscan_skip_string(struct jscan *s)
 	}
 }
 
+int jscan_after_element(struct jscan *s)
+{
+	jscan_ws(s);
+	if (s->p >= s->end)
+		return -1;
+	if (*s->p == ']') {
+		s->p++;
+		return 0;
+	}
+	if (*s->p++ != ',')
+		return -1;
+	jscan_ws(s);
+	return 1;
+}
+
 bool jscan_is_delim(char c)
 {
 	return c == ',' || c == ']' || c == '}' || c == ':' || c == ' ' || c == '\t' || c == '\n' ||
@@ -362,15 +377,9 @@ static bool valid_value(struct jscan *s, int depth)
 		for (;;) {
 			if (!valid_value(s, depth + 1))
 				return false;
-			jscan_ws(s);
-			if (s->p >= s->end)
-				return false;
-			if (*s->p == ']') {
-				s->p++;
-				return true;
-			}
-			if (*s->p++ != ',')
-				return false;
+			int m = jscan_after_element(s);
+			if (m <= 0)
+				return m == 0;
 		}
 	case '{':
 		if (depth >= JSCAN_VALIDATE_DEPTH)

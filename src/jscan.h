@@ -24,6 +24,9 @@ bool jscan_is_delim(char c);
 void jscan_ws(struct jscan *s);
 /* s->p at a string's opening quote: past its closing one. False if unclosed. */
 bool jscan_skip_string(struct jscan *s);
+/* Past an array element (s->p right after it): 1 and s->p at the next
+ * element, 0 past the closing ']', -1 malformed. */
+int jscan_after_element(struct jscan *s);
 /* One value of any kind (after whitespace), containers matched bracket for
  * bracket; scalars are only delimited. False if malformed or too deep. */
 bool jscan_skip_value(struct jscan *s);

@@ -370,18 +370,11 @@ static bool scan_data(struct jscan *s, void *ud)
 			sc->r = r;
 			return false;
 		}
-		jscan_ws(s);
-		if (s->p >= s->end)
+		int m = jscan_after_element(s);
+		if (m < 0)
 			return false;
-		if (*s->p == ']') {
-			s->p++;
-			if (known && known->leave_unread && (sc->r = sort_unread(sc)) < 0)
-				return false;
-			return true;
-		}
-		if (*s->p++ != ',')
-			return false;
-		jscan_ws(s);
+		if (m == 0)
+			return !(known && known->leave_unread && (sc->r = sort_unread(sc)) < 0);
 	}
 	return false;
 }

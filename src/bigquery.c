@@ -1365,8 +1365,8 @@ struct ldx {
 	struct bq *b;
 	const char *table;
 	char *upload_url;
-	char **line; /* per row: compact JSON + "\n" */
-	size_t *llen;
+	const char **line; /* per row: its compact JSON, borrowed from the caller's rows */
+	size_t *llen;      /* its length in the NDJSON: the JSON and a newline */
 	struct bq_row_status *st;
 	unsigned new_jobs;
 };
@@ -1651,7 +1651,9 @@ static int load_chunk(struct ldx *x, size_t *idx, size_t k)
 
 	for (size_t j = 0; j < k && r == 0; j++) {
 		off[j] = data.len;
-		r = buf_append(&data, x->line[idx[j]], x->llen[idx[j]]);
+		r = buf_append(&data, x->line[idx[j]], x->llen[idx[j]] - 1);
+		if (r == 0)
+			r = buf_append(&data, "\n", 1);
 	}
 	for (unsigned attempt = 0; r == 0; attempt++) {
 		char id[BQ_JOB_ID_MAX];
@@ -1786,16 +1788,10 @@ static int insert_load(struct bq *b, const char *table, const struct bq_text *ro
 			set_invalid(b, &st[i], "row is not a JSON object");
 			continue;
 		}
-		/* The NDJSON line is the row's text as it is. */
-		size_t l = rows[i].len;
-		char *line = malloc(l + 2);
-		if (!line)
-			goto out;
-		memcpy(line, rows[i].json, l);
-		line[l] = '\n';
-		line[l + 1] = '\0';
-		x.line[i] = line;
-		x.llen[i] = l + 1;
+		/* The NDJSON line is the row's text as it is (no copy: one job's body is
+		 * the only one, and a load chunk is thousands of rows). */
+		x.line[i] = rows[i].json;
+		x.llen[i] = rows[i].len + 1;
 		cur[ncur++] = i;
 	}
 	r = 0;
@@ -1806,9 +1802,6 @@ static int insert_load(struct bq *b, const char *table, const struct bq_text *ro
 		off += k;
 	}
 out:
-	if (x.line)
-		for (size_t i = 0; i < n; i++)
-			free(x.line[i]);
 	free(x.line);
 	free(x.llen);
 	free(cur);

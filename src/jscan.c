@@ -236,20 +236,24 @@ static long hex4(const unsigned char *p, const unsigned char *end)
 	return v;
 }
 
-/* A \u escape at p as jansson takes it: not U+0000 (refused without JSON_ALLOW_NUL, and
- * accepted with it, so refusing is right either way), a high surrogate only with a low one
- * escaped right after it, never a low one alone. Its length (6 or 12), or 0. */
-static size_t valid_u_escape(const unsigned char *p, const unsigned char *end)
+long jscan_u_escape(const char *text, const char *stop, size_t *len)
 {
+	const unsigned char *p = (const unsigned char *)text, *end = (const unsigned char *)stop;
+	if (end - p < 6 || p[0] != '\\' || p[1] != 'u')
+		return -1;
 	long cp = hex4(p + 2, end);
 	if (cp <= 0 || (cp >= 0xDC00 && cp <= 0xDFFF))
-		return 0;
+		return -1;
+	*len = 6;
 	if (cp < 0xD800 || cp > 0xDBFF)
-		return 6;
+		return cp;
 	if (end - p < 12 || p[6] != '\\' || p[7] != 'u')
-		return 0;
+		return -1;
 	long lo = hex4(p + 8, end);
-	return lo >= 0xDC00 && lo <= 0xDFFF ? 12 : 0;
+	if (lo < 0xDC00 || lo > 0xDFFF)
+		return -1;
+	*len = 12;
+	return 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
 }
 
 /* Whether any of the 8 bytes in x is a quote, a backslash, below 0x20 or above 0x7f: the
@@ -288,8 +292,8 @@ static bool valid_string(struct jscan *s)
 			return false;
 		if (c == '\\') {
 			if (p + 1 < end && p[1] == 'u') {
-				size_t k = valid_u_escape(p, end);
-				if (!k)
+				size_t k;
+				if (jscan_u_escape((const char *)p, (const char *)end, &k) < 0)
 					return false;
 				p += k;
 				continue;

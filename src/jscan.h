@@ -73,6 +73,12 @@ bool jscan_find_member(const char *body, size_t len, const char *name, const cha
 bool jscan_visit_member(const char *body, size_t len, const char *name,
                         bool (*visit)(struct jscan *s, void *ud), void *ud);
 
+/* The \u escape at text ("\u00e9", or a surrogate pair "\ud83d\ude00") as
+ * jansson decodes it: its code point and *len (6 or 12), or -1 for what
+ * jansson refuses (U+0000, which it takes only with JSON_ALLOW_NUL, so
+ * refusing is right either way; a lone or unpaired surrogate; not hex). */
+long jscan_u_escape(const char *text, const char *end, size_t *len);
+
 /* Length of the valid UTF-8 sequence at s (RFC 3629), or 0. */
 size_t jscan_utf8_seq(const unsigned char *s, size_t n);
 bool jscan_utf8_valid(const char *s, size_t len);

@@ -182,26 +182,6 @@ static bool number_value(const struct span *v, bool *is_int, long long *i, doubl
 	return end == tmp + n && isfinite(*d);
 }
 
-static int hexval(char c)
-{
-	return c >= '0' && c <= '9'   ? c - '0'
-	       : c >= 'a' && c <= 'f' ? c - 'a' + 10
-	       : c >= 'A' && c <= 'F' ? c - 'A' + 10
-	                              : -1;
-}
-
-static long hex4(const char *p)
-{
-	long v = 0;
-	for (int i = 0; i < 4; i++) {
-		int d = hexval(p[i]);
-		if (d < 0)
-			return -1;
-		v = v * 16 + d;
-	}
-	return v;
-}
-
 static int put_utf8(struct buf *b, long cp)
 {
 	unsigned char u[4];
@@ -272,18 +252,11 @@ static bool string_value(const struct span *v, struct buf *tmp, const char **s, 
 			ch = '\t';
 			break;
 		case 'u': {
-			long cp = end - q >= 6 ? hex4(q + 2) : -1;
-			p = q + 6;
-			if (cp >= 0xD800 && cp <= 0xDBFF) {
-				long lo = end - q >= 12 && q[6] == '\\' && q[7] == 'u' ? hex4(q + 8)
-				                                                       : -1;
-				if (lo < 0xDC00 || lo > 0xDFFF)
-					return false;
-				cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-				p = q + 12;
-			} else if (cp <= 0 || (cp >= 0xDC00 && cp <= 0xDFFF)) {
+			size_t k;
+			long cp = jscan_u_escape(q, end, &k);
+			if (cp < 0)
 				return false;
-			}
+			p = q + k;
 			if (put_utf8(tmp, cp) < 0)
 				return false;
 			continue;

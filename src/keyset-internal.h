@@ -16,6 +16,7 @@ struct keyset_hooks {
 	/* Asked before every allocation; false makes that allocation fail as ENOMEM. */
 	bool (*may_alloc)(size_t size, void *ud);
 	void *ud;
+	bool valued; /* as keyset_new_valued() */
 };
 
 /* keyset_new() with hooks (copied; either function may be NULL for the default). */

@@ -69,6 +69,7 @@ struct keyset {
 	size_t arena_len;
 	size_t arena_cap;
 	uint64_t k0, k1;
+	size_t vsize; /* 0, or 8: each key is followed by its 64-bit value */
 	struct keyset_hooks hooks;
 };
 
@@ -279,20 +280,21 @@ static inline const char *arena_key(const char *arena, uint64_t off, size_t *len
 	return (const char *)p + 2;
 }
 
-static bool table_find(const struct table *t, const char *arena, uint64_t h, const char *key,
-                       size_t len)
+/* The stored copy of `key` (its value follows it), or NULL. */
+static const char *table_find(const struct table *t, const char *arena, uint64_t h,
+                              const char *key, size_t len)
 {
 	uint64_t tag = hash_tag(h);
 	for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {
 		uint64_t s = t->slots[i];
 		if (!s)
-			return false;
+			return NULL;
 		if ((s & TAG_MASK) != tag)
 			continue;
 		size_t klen;
 		const char *k = arena_key(arena, s >> TAG_BITS, &klen);
 		if (klen == len && memcmp(k, key, len) == 0)
-			return true;
+			return k;
 	}
 }
 
@@ -338,7 +340,7 @@ static void rehash_step(struct keyset *ks, size_t n)
  * old_pos, on an unbroken run of occupied slots from its home, so the probe may start at
  * old_pos; a run that wraps past the end continues at old_pos too, since everything
  * before it is either moved or part of the same run. */
-static bool old_find(const struct keyset *ks, uint64_t h, const char *key, size_t len)
+static const char *old_find(const struct keyset *ks, uint64_t h, const char *key, size_t len)
 {
 	const struct table *t = &ks->old;
 	uint64_t tag = hash_tag(h);
@@ -349,23 +351,32 @@ static bool old_find(const struct keyset *ks, uint64_t h, const char *key, size_
 	do {
 		uint64_t s = t->slots[i];
 		if (!s)
-			return false;
+			return NULL;
 		if ((s & TAG_MASK) == tag) {
 			size_t klen;
 			const char *k = arena_key(ks->arena, s >> TAG_BITS, &klen);
 			if (klen == len && memcmp(k, key, len) == 0)
-				return true;
+				return k;
 		}
 		i = i == t->mask ? ks->old_pos : i + 1;
 	} while (i != start);
-	return false;
+	return NULL;
 }
 
-static bool set_find(const struct keyset *ks, uint64_t h, const char *key, size_t len)
+/* The stored copy of `key` in either table, or NULL. */
+static const char *set_find(const struct keyset *ks, uint64_t h, const char *key, size_t len)
 {
-	if (table_find(&ks->cur, ks->arena, h, key, len))
-		return true;
-	return ks->old.slots && old_find(ks, h, key, len);
+	const char *k = table_find(&ks->cur, ks->arena, h, key, len);
+	if (k)
+		return k;
+	return ks->old.slots ? old_find(ks, h, key, len) : NULL;
+}
+
+static inline uint64_t entry_value(const char *k, size_t len)
+{
+	uint64_t v;
+	memcpy(&v, k + len, sizeof(v));
+	return v;
 }
 
 /* Make room for one more key: start a rehash into a table twice the size. */
@@ -477,6 +488,7 @@ struct keyset *keyset_new_with_hooks(size_t expected, const struct keyset_hooks 
 		return NULL;
 	if (hooks)
 		ks->hooks = *hooks;
+	ks->vsize = ks->hooks.valued ? sizeof(uint64_t) : 0;
 	random_key(ks);
 	size_t slots = TABLE_MIN;
 	while (table_limit(slots) < expected) {
@@ -508,15 +520,27 @@ void keyset_free(struct keyset *ks)
 	free(ks);
 }
 
-int keyset_add(struct keyset *ks, const char *key, size_t len)
+struct keyset *keyset_new_valued(size_t expected)
+{
+	const struct keyset_hooks valued = {.valued = true};
+	return keyset_new_with_hooks(expected, &valued);
+}
+
+/* Add `key` with `value` (kept only by a valued set); an existing key's value is
+ * replaced when `replace`. 1 added, 0 present, or -errno. */
+static int set_put(struct keyset *ks, const char *key, size_t len, uint64_t value, bool replace)
 {
 	if (len == 0 || len > KEYSET_MAX_KEY_LEN || !key)
 		return -EINVAL;
 	if (ks->old.slots)
 		rehash_step(ks, REHASH_STEP);
 	uint64_t h = key_hash(ks, key, len);
-	if (set_find(ks, h, key, len))
+	const char *found = set_find(ks, h, key, len);
+	if (found) {
+		if (replace && ks->vsize)
+			memcpy((char *)found + len, &value, sizeof(value));
 		return 0;
+	}
 	/* Everything that can fail happens before the set changes, so -ENOMEM leaves it whole. */
 	if (ks->count + 1 > table_limit(table_slots(&ks->cur))) {
 		int r = grow_table(ks);
@@ -524,7 +548,7 @@ int keyset_add(struct keyset *ks, const char *key, size_t len)
 			return r;
 	}
 	size_t hdr = len < LEN_ONE_BYTE ? 1 : 2;
-	int r = arena_reserve(ks, hdr + len);
+	int r = arena_reserve(ks, hdr + len + ks->vsize);
 	if (r < 0)
 		return r;
 	uint64_t off = ks->arena_len;
@@ -536,17 +560,39 @@ int keyset_add(struct keyset *ks, const char *key, size_t len)
 		p[1] = (unsigned char)(len >> 7);
 	}
 	memcpy(p + hdr, key, len);
-	ks->arena_len += hdr + len;
+	if (ks->vsize)
+		memcpy(p + hdr + len, &value, sizeof(value));
+	ks->arena_len += hdr + len + ks->vsize;
 	table_put(&ks->cur, h, off);
 	ks->count++;
 	return 1;
+}
+
+int keyset_add(struct keyset *ks, const char *key, size_t len)
+{
+	return set_put(ks, key, len, 0, false);
+}
+
+int keyset_put(struct keyset *ks, const char *key, size_t len, uint64_t value)
+{
+	return set_put(ks, key, len, value, true);
 }
 
 bool keyset_has(const struct keyset *ks, const char *key, size_t len)
 {
 	if (len == 0 || len > KEYSET_MAX_KEY_LEN || !key)
 		return false;
-	return set_find(ks, key_hash(ks, key, len), key, len);
+	return set_find(ks, key_hash(ks, key, len), key, len) != NULL;
+}
+
+bool keyset_get(const struct keyset *ks, const char *key, size_t len, uint64_t *value)
+{
+	if (len == 0 || len > KEYSET_MAX_KEY_LEN || !key)
+		return false;
+	const char *k = set_find(ks, key_hash(ks, key, len), key, len);
+	if (k && value)
+		*value = ks->vsize ? entry_value(k, len) : 0;
+	return k != NULL;
 }
 
 /* Keys whose memory reads are in flight at once: enough to cover a miss to
@@ -558,7 +604,8 @@ static inline bool key_ok(const char *key, size_t len)
 	return key && len > 0 && len <= KEYSET_MAX_KEY_LEN;
 }
 
-void keyset_has_many(const struct keyset *ks, const struct keyset_key *keys, size_t n, bool *out)
+void keyset_get_many(const struct keyset *ks, const struct keyset_key *keys, size_t n, bool *out,
+                     uint64_t *values)
 {
 	uint64_t h[KEYSET_GROUP];
 	for (size_t at = 0; at < n; at += KEYSET_GROUP) {
@@ -582,10 +629,20 @@ void keyset_has_many(const struct keyset *ks, const struct keyset_key *keys, siz
 			if (s && (s & TAG_MASK) == hash_tag(h[i]))
 				__builtin_prefetch(ks->arena + (s >> TAG_BITS));
 		}
-		for (size_t i = 0; i < m; i++)
-			out[at + i] = key_ok(k[i].key, k[i].len) &&
-			              set_find(ks, h[i], k[i].key, k[i].len);
+		for (size_t i = 0; i < m; i++) {
+			const char *e = key_ok(k[i].key, k[i].len)
+			                        ? set_find(ks, h[i], k[i].key, k[i].len)
+			                        : NULL;
+			out[at + i] = e != NULL;
+			if (values)
+				values[at + i] = e && ks->vsize ? entry_value(e, k[i].len) : 0;
+		}
 	}
+}
+
+void keyset_has_many(const struct keyset *ks, const struct keyset_key *keys, size_t n, bool *out)
+{
+	keyset_get_many(ks, keys, n, out, NULL);
 }
 
 size_t keyset_count(const struct keyset *ks)
@@ -611,7 +668,7 @@ int keyset_foreach(const struct keyset *ks, int (*fn)(const char *key, size_t le
 		int r = fn(k, len, ud);
 		if (r)
 			return r;
-		off = (size_t)(k - ks->arena) + len;
+		off = (size_t)(k - ks->arena) + len + ks->vsize;
 	}
 	return 0;
 }

@@ -736,6 +736,70 @@ static void test_out_of_memory_leaves_the_set_valid(void)
 	}
 }
 
+static int count_keys(const char *key, size_t len, void *ud)
+{
+	(void)key;
+	(void)len;
+	++*(size_t *)ud;
+	return 0;
+}
+
+/* Values ride with their keys: through growth, mid-rehash, total collision and
+ * updates, a key's value is the last one put, and an unvalued set says 0. */
+static void test_values_follow_their_keys(void)
+{
+	const struct keyset_hooks plain = {.valued = true}, same = {.hash = collide, .valued = true};
+	struct keyset *sets[2] = {keyset_new_with_hooks(0, &plain), keyset_new_with_hooks(0, &same)};
+	size_t sizes[2] = {100000, 400};
+	char kb[KEY_LEN];
+	for (int t = 0; t < 2; t++) {
+		struct keyset *ks = sets[t];
+		size_t n = sizes[t], wrong = 0, mid = 0;
+		for (size_t i = 0; i < n; i++) {
+			make_key(i, kb);
+			CHECK_INT(keyset_put(ks, kb, KEY_LEN, i * 0x9e3779b97f4a7c15ULL), 1);
+			mid += keyset_rehashing(ks);
+			if (i % 3 == 0) /* an update, and a plain add that keeps the value */
+				wrong += keyset_put(ks, kb, KEY_LEN, ~(uint64_t)i) != 0 ||
+				         keyset_add(ks, kb, KEY_LEN) != 0;
+		}
+		struct keyset_key keys[16];
+		char many[16][KEY_LEN];
+		for (size_t i = 0; i < n + 8; i++) {
+			uint64_t v = 1, want = i % 3 ? i * 0x9e3779b97f4a7c15ULL : ~(uint64_t)i;
+			make_key(i, kb);
+			bool has = keyset_get(ks, kb, KEY_LEN, &v);
+			wrong += i < n ? !has || v != want : has;
+			memcpy(many[i % 16], kb, KEY_LEN);
+			keys[i % 16] = (struct keyset_key){many[i % 16], KEY_LEN};
+			if (i % 16 == 15) {
+				bool out[16];
+				uint64_t vals[16];
+				keyset_get_many(ks, keys, 16, out, vals);
+				for (size_t j = 0; j < 16; j++) {
+					size_t x = i - 15 + j;
+					uint64_t w = x % 3 ? x * 0x9e3779b97f4a7c15ULL : ~(uint64_t)x;
+					wrong += x < n ? !out[j] || vals[j] != w : out[j] || vals[j] != 0;
+				}
+			}
+		}
+		CHECK_INT(wrong, 0);
+		CHECK_INT(keyset_count(ks), n);
+		if (t == 0)
+			CHECK(mid > 0);
+		size_t seen = 0;
+		CHECK_INT(keyset_foreach(ks, count_keys, &seen), 0);
+		CHECK_INT(seen, n);
+		keyset_free(ks);
+	}
+	struct keyset *plainset = keyset_new(0);
+	uint64_t v = 7;
+	CHECK_INT(keyset_put(plainset, "k", 1, 42), 1);
+	CHECK(keyset_get(plainset, "k", 1, &v));
+	CHECK_INT(v, 0);
+	keyset_free(plainset);
+}
+
 int main(void)
 {
 	if (under_sanitizers())
@@ -757,5 +821,6 @@ int main(void)
 	RUN(test_memory_accounting_is_sane);
 	RUN(test_out_of_memory_leaves_the_set_valid);
 	RUN(test_refused_reserve_changes_nothing);
+	RUN(test_values_follow_their_keys);
 	return tap_done();
 }

@@ -261,6 +261,7 @@ static const struct spec sales_keys[] = {
          .max = CODES_PER_REQUEST_MAX,
          .idef = 50},
         {.name = "date_filter", .kind = K_BOOL, .off = OFF(sales.date_filter), .idef = 0},
+        {.name = "track_changes", .kind = K_BOOL, .off = OFF(sales.feed.track_changes), .idef = 0},
         {0},
 };
 
@@ -277,6 +278,7 @@ static const struct spec events_keys[] = {
          .min = INTERVAL_MIN,
          .max = INTERVAL_MAX,
          .idef = 3600},
+        {.name = "track_changes", .kind = K_BOOL, .off = OFF(events.feed.track_changes), .idef = 0},
         {0},
 };
 
@@ -1030,6 +1032,36 @@ static config_setting_t *member_ok(struct loader *ld, const char *group, const c
 	return s;
 }
 
+/* With track_changes a feed owns TABLE_changes and TABLE_current too: they
+ * must be valid table ids and not be the other feed's tables. */
+static void check_tracked_names(struct loader *ld, const char *feed, const struct config_feed *f,
+                                config_setting_t *where, const struct config_feed *other)
+{
+	char key[32];
+	snprintf(key, sizeof(key), "%s.table", feed);
+	if (!f->track_changes)
+		return;
+	if (!where)
+		where = group_setting(ld, feed);
+	if (strlen(f->table) + strlen(CONFIG_CHANGES_SUFFIX) > BQ_NAME_MAX) {
+		report(ld, where, key, "too long for track_changes (its _changes table needs %zu more)",
+		       strlen(CONFIG_CHANGES_SUFFIX));
+		return;
+	}
+	const char *sfx[] = {CONFIG_CHANGES_SUFFIX, CONFIG_CURRENT_SUFFIX};
+	for (size_t i = 0; i < 2; i++) {
+		size_t n = strlen(f->table);
+		/* Two tracked feeds' derived names cannot meet: the suffixes end apart. */
+		bool clash = strncmp(other->table, f->table, n) == 0 &&
+		             strcmp(other->table + n, sfx[i]) == 0;
+		if (clash) {
+			report(ld, where, key, "with track_changes, %s%s would be the other feed's table",
+			       f->table, sfx[i]);
+			return;
+		}
+	}
+}
+
 static void check_feeds(struct loader *ld)
 {
 	struct config *c = ld->c;
@@ -1041,6 +1073,9 @@ static void check_feeds(struct loader *ld)
 			report(ld, events_table, "events.table", "must differ from sales.table");
 		else
 			report(ld, sales_table, "sales.table", "must differ from events.table");
+	} else if (ok) {
+		check_tracked_names(ld, "sales", &c->sales.feed, sales_table, &c->events.feed);
+		check_tracked_names(ld, "events", &c->events.feed, events_table, &c->sales.feed);
 	}
 
 	ok = true;

@@ -23,10 +23,16 @@ enum config_key_source {
 	CONFIG_KEY_CREDENTIAL, /* seetickets.api_key_credential under $CREDENTIALS_DIRECTORY */
 };
 
+#define CONFIG_CHANGES_SUFFIX "_changes" /* TABLE_changes: changed versions of rows */
+#define CONFIG_CURRENT_SUFFIX "_current" /* TABLE_current: the view of the latest */
+
 struct config_feed {
 	bool enabled;
 	char *table;
 	int interval; /* seconds, 1..86400 */
+	/* Changed versions of known rows go to TABLE_changes (README, "Changed
+	 * rows"); the base table gains _fingerprint, TABLE_current is a view. */
+	bool track_changes;
 };
 
 struct config {

@@ -466,6 +466,10 @@ static const char *immutable_change(const struct config *a, const struct config 
 		return "sales.enabled";
 	if (a->events.feed.enabled != b->events.feed.enabled)
 		return "events.enabled";
+	if (a->sales.feed.track_changes != b->sales.feed.track_changes)
+		return "sales.track_changes";
+	if (a->events.feed.track_changes != b->events.feed.track_changes)
+		return "events.track_changes";
 	return NULL;
 }
 

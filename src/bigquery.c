@@ -678,6 +678,16 @@ static int check_table(struct bq *b, const char *table, const struct schema *s, 
 	return -EINVAL;
 }
 
+static char *table_url(struct bq *b, const char *table)
+{
+	char *tesc = url_escape(table);
+	char *url =
+	        tesc ? api_url(b, "/datasets/%s/tables/%s?prettyPrint=false", b->dataset_esc, tesc)
+	             : NULL;
+	free(tesc);
+	return url;
+}
+
 static int get_table(struct bq *b, const char *url, struct http_response *resp, json_t **out)
 {
 	int r = call(b, "GET", url, NULL, NULL, 0, resp);
@@ -687,19 +697,21 @@ static int get_table(struct bq *b, const char *url, struct http_response *resp, 
 	return r;
 }
 
-int bq_ensure_table(struct bq *b, const char *table, const struct schema *s, bool create)
+/* tables.get of `table`; when it is missing and create_body is given,
+ * tables.insert of that body (409: made meanwhile, read it). 0 and the
+ * resource in *out, or negative errno with an actionable error logged. */
+static int ensure_resource(struct bq *b, const char *table, const char *feed,
+                           const json_t *create_body, json_t **out)
 {
 	struct http_response resp = {0};
 	char text[GAPI_MAX_MESSAGE + 128];
-	json_t *reply = NULL, *body = NULL;
-	char *tesc = url_escape(table);
-	char *url =
-	        tesc ? api_url(b, "/datasets/%s/tables/%s?prettyPrint=false", b->dataset_esc, tesc)
-	             : NULL;
+	json_t *reply = NULL;
+	char *url = table_url(b, table);
 	char *iurl = api_url(b, "/datasets/%s/tables?prettyPrint=false", b->dataset_esc);
 	int r = url && iurl ? get_table(b, url, &resp, &reply) : -ENOMEM;
 
-	if (r == -ENOENT && !create) {
+	*out = NULL;
+	if (r == -ENOENT && !create_body) {
 		describe(&resp, text, sizeof(text));
 		log_error("table %s:%s.%s does not exist (%s): create it, or set "
 		          "bigquery.create_tables = true",
@@ -707,20 +719,16 @@ int bq_ensure_table(struct bq *b, const char *table, const struct schema *s, boo
 		goto out;
 	}
 	if (r == -ENOENT) {
-		json_t *fields = schema_table_fields(s);
-		body = fields ? json_pack("{s:{s:s, s:s, s:s}, s:o}", "tableReference", "projectId",
-		                          b->project, "datasetId", b->dataset, "tableId", table,
-		                          "schema", fields)
-		              : NULL;
-		char *text_body = body ? json_dumps(body, JSON_COMPACT) : NULL;
+		char *text_body = json_dumps(create_body, JSON_COMPACT);
 		r = text_body ? call(b, "POST", iurl, "application/json", text_body,
 		                     strlen(text_body), &resp)
 		              : -ENOMEM;
 		free(text_body);
 		if (r == 0) {
 			reply = reply_json(&resp);
-			log_notice("created table %s:%s.%s for the %s feed", b->project, b->dataset,
-			           table, s->feed);
+			log_notice("created %s %s:%s.%s for the %s feed",
+			           json_object_get(create_body, "view") ? "view" : "table", b->project,
+			           b->dataset, table, feed);
 			if (!reply)
 				r = -EPROTO;
 		} else if (r == -EEXIST) {
@@ -739,12 +747,10 @@ int bq_ensure_table(struct bq *b, const char *table, const struct schema *s, boo
 			goto out;
 		}
 	}
-	if (r == 0) {
-		r = check_table(b, table, s, reply);
-	} else if (r == -EPROTO) {
+	if (r == -EPROTO) {
 		log_error("table %s:%s.%s: unreadable reply from BigQuery", b->project, b->dataset,
 		          table);
-	} else if (r != -ECANCELED && !no_request_made(&resp)) {
+	} else if (r < 0 && r != -ECANCELED && !no_request_made(&resp)) {
 		describe(&resp, text, sizeof(text));
 		if (resp.status == 403 || r == -EKEYREJECTED)
 			log_error("no access to table %s:%s.%s (%s): the service account needs "
@@ -756,12 +762,151 @@ int bq_ensure_table(struct bq *b, const char *table, const struct schema *s, boo
 			r = -EACCES;
 	}
 out:
-	json_decref(reply);
-	json_decref(body);
+	if (r == 0)
+		*out = reply;
+	else
+		json_decref(reply);
 	http_response_free(&resp);
-	free(tesc);
 	free(url);
 	free(iurl);
+	return r;
+}
+
+/* tables.patch of `table` with `body`; 0 and the new resource in *out. */
+static int patch_table(struct bq *b, const char *table, const json_t *body, const char *what,
+                       json_t **out)
+{
+	struct http_response resp = {0};
+	char text[GAPI_MAX_MESSAGE + 128];
+	char *url = table_url(b, table);
+	char *text_body = json_dumps(body, JSON_COMPACT);
+	int r = url && text_body ? call(b, "PATCH", url, "application/json", text_body,
+	                                strlen(text_body), &resp)
+	                         : -ENOMEM;
+	*out = NULL;
+	if (r == 0 && !(*out = reply_json(&resp)))
+		r = -EPROTO;
+	if (r == 0) {
+		log_notice("table %s:%s.%s: %s", b->project, b->dataset, table, what);
+	} else if (r != -ECANCELED && !no_request_made(&resp)) {
+		describe(&resp, text, sizeof(text));
+		log_error("table %s:%s.%s could not be changed (%s) to %s%s", b->project,
+		          b->dataset, table, text, what,
+		          resp.status == 403 ? ": the service account needs bigquery.tables.update "
+		                               "(roles/bigquery.dataEditor on the dataset)"
+		                             : "");
+		if (r == -EKEYREJECTED)
+			r = -EACCES;
+	}
+	http_response_free(&resp);
+	free(url);
+	free(text_body);
+	return r;
+}
+
+/* Columns the daemon adds itself (_fingerprint) may be missing from a table
+ * made before track_changes: add them, an additive change BigQuery allows. */
+static int add_extra_columns(struct bq *b, const char *table, const struct schema *s,
+                             json_t **reply)
+{
+	const json_t *ts = json_object_get(*reply, "schema");
+	json_t *fields = json_deep_copy(json_object_get(ts, "fields"));
+	size_t added = 0;
+	char what[160] = "added column";
+	if (!json_is_array(fields)) {
+		json_decref(fields);
+		return 0; /* check_table() says what is wrong */
+	}
+	for (size_t i = 0; i < s->nextra; i++) {
+		if (schema_table_column(ts, s->extra[i].name))
+			continue;
+		if (json_array_append_new(fields, json_pack("{s:s, s:s, s:s}", "name",
+		                                            s->extra[i].name, "type",
+		                                            s->extra[i].type, "mode", "NULLABLE")) < 0) {
+			json_decref(fields);
+			return -ENOMEM;
+		}
+		size_t n = strlen(what);
+		snprintf(what + n, sizeof(what) - n, "%s %s", added ? "," : "", s->extra[i].name);
+		added++;
+	}
+	if (!added) {
+		json_decref(fields);
+		return 0;
+	}
+	json_t *body = json_pack("{s:{s:o}}", "schema", "fields", fields), *patched = NULL;
+	int r = body ? patch_table(b, table, body, what, &patched) : -ENOMEM;
+	json_decref(body);
+	if (r == 0) {
+		json_decref(*reply);
+		*reply = patched;
+	}
+	return r;
+}
+
+int bq_ensure_table(struct bq *b, const char *table, const struct schema *s, bool create)
+{
+	json_t *reply = NULL, *body = NULL;
+	if (create) {
+		json_t *fields = schema_table_fields(s);
+		body = fields ? json_pack("{s:{s:s, s:s, s:s}, s:o}", "tableReference", "projectId",
+		                          b->project, "datasetId", b->dataset, "tableId", table,
+		                          "schema", fields)
+		              : NULL;
+		if (!body)
+			return -ENOMEM;
+	}
+	int r = ensure_resource(b, table, s->feed, body, &reply);
+	if (r == 0 && create && s->nextra)
+		r = add_extra_columns(b, table, s, &reply);
+	if (r == 0)
+		r = check_table(b, table, s, reply);
+	json_decref(reply);
+	json_decref(body);
+	return r;
+}
+
+int bq_ensure_view(struct bq *b, const char *view, const char *sql, const char *feed, bool create)
+{
+	json_t *reply = NULL, *patched = NULL;
+	json_t *def = json_pack("{s:s, s:b}", "query", sql, "useLegacySql", 0);
+	json_t *body = def ? json_pack("{s:{s:s, s:s, s:s}, s:O}", "tableReference", "projectId",
+	                               b->project, "datasetId", b->dataset, "tableId", view,
+	                               "view", def)
+	                   : NULL;
+	int r = body ? ensure_resource(b, view, feed, create ? body : NULL, &reply) : -ENOMEM;
+	if (r == 0) {
+		const char *type = json_string_value(json_object_get(reply, "type"));
+		const json_t *v = json_object_get(reply, "view");
+		const char *q = json_string_value(json_object_get(v, "query"));
+		if (!type || strcmp(type, "VIEW") != 0) {
+			log_error("%s:%s.%s is a %s, not a view: rename it, or set %s.table to "
+			          "another table",
+			          b->project, b->dataset, view, type && strlen(type) < 20 ? type : "table",
+			          feed);
+			r = -EINVAL;
+		} else if (q && strcmp(q, sql) == 0 &&
+		           json_is_false(json_object_get(v, "useLegacySql"))) {
+			r = 0;
+		} else if (create) {
+			/* Seeding reads the view: it must say what this daemon means. */
+			json_t *pb = json_pack("{s:O}", "view", def);
+			r = pb ? patch_table(b, view, pb, "view definition replaced by the daemon's",
+			                     &patched)
+			       : -ENOMEM;
+			json_decref(pb);
+		} else {
+			log_error("view %s:%s.%s does not have the daemon's definition: drop it and "
+			          "set bigquery.create_tables = true, or recreate it as the README "
+			          "shows",
+			          b->project, b->dataset, view);
+			r = -EINVAL;
+		}
+	}
+	json_decref(patched);
+	json_decref(reply);
+	json_decref(body);
+	json_decref(def);
 	return r;
 }
 

@@ -54,9 +54,14 @@ void bq_free(struct bq *b);                    /* accepts NULL */
 int bq_check_dataset(struct bq *b);
 
 /* tables.get; if missing and `create`, tables.insert with the schema (409 =
- * exists, fine); then schema_check_table(). Negative errno with a logged,
+ * exists, fine); with `create`, columns of s->extra the table lacks are added
+ * (tables.patch); then schema_check_table(). Negative errno with a logged,
  * actionable error (which table, which column, which permission). */
 int bq_ensure_table(struct bq *b, const char *table, const struct schema *s, bool create);
+/* The same for a view: created with `sql` (standard SQL) when missing and
+ * `create`; an existing view with another definition gets this one (with
+ * create) or is an error (without). */
+int bq_ensure_view(struct bq *b, const char *view, const char *sql, const char *feed, bool create);
 
 /* jobs.query (standard SQL, location, requestId) then getQueryResults pages
  * by pageToken (polling while jobComplete is false), calling fn for each row

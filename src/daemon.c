@@ -229,7 +229,7 @@ static int start_feed(struct daemon *d, struct feed *f)
 {
 	bool create = d->cfg->bigquery.create_tables && !d->opts->dry_run;
 	const char *table = f == d->sales ? d->cfg->sales.feed.table : d->cfg->events.feed.table;
-	int r = bq_ensure_table(d->cl->bq, table, feed_schema(f), create);
+	int r = feed_ensure_tables(f, create);
 	if (r == -ENOENT && d->opts->dry_run) {
 		log_notice("%s: table %s does not exist; a dry run treats it as empty",
 		           feed_name(f), table);
@@ -409,23 +409,30 @@ static int run_poll(struct daemon *d, struct feed *f, struct feed_totals *t)
 	else
 		t->last_success = util_wall_s();
 
-	char v[6][24];
+	char v[8][24];
 	snprintf(v[0], sizeof(v[0]), "%zu", st.fetched);
 	snprintf(v[1], sizeof(v[1]), "%zu", st.fresh);
 	snprintf(v[2], sizeof(v[2]), "%zu", st.inserted);
 	snprintf(v[3], sizeof(v[3]), "%zu", st.rejected);
 	snprintf(v[4], sizeof(v[4]), "%" PRIu64, st.duration_ms);
 	snprintf(v[5], sizeof(v[5]), "%zu", feed_spooled(f));
+	snprintf(v[6], sizeof(v[6]), "%zu", st.changed);
+	snprintf(v[7], sizeof(v[7]), "%zu", st.inserted_changes);
+	bool tracked = feed_changes(f) != NULL;
+	char changes[80] = "";
+	if (tracked)
+		snprintf(changes, sizeof(changes), ", changed %zu (inserted %zu)", st.changed,
+		         st.inserted_changes);
 	struct log_field fields[] = {
 	        {"FEED", feed_name(f)},   {"ROWS_FETCHED", v[0]},  {"ROWS_NEW", v[1]},
 	        {"ROWS_INSERTED", v[2]},  {"ROWS_REJECTED", v[3]}, {"DURATION_MS", v[4]},
-	        {"SPOOL_SEGMENTS", v[5]},
+	        {"SPOOL_SEGMENTS", v[5]}, {"ROWS_CHANGED", v[6]},  {"ROWS_CHANGES_INSERTED", v[7]},
 	};
 	log_write(r < 0 && r != -ECANCELED ? LOG_WARNING : LOG_INFO, fields,
-	          UTIL_ARRAY_SIZE(fields),
-	          "%s: fetched %zu, new %zu, inserted %zu, rejected %zu in %" PRIu64 " ms%s%s",
-	          feed_name(f), st.fetched, st.fresh, st.inserted, st.rejected, st.duration_ms,
-	          r < 0 ? "; failed: " : "", r < 0 ? strerror(-r) : "");
+	          UTIL_ARRAY_SIZE(fields) - (tracked ? 0 : 2),
+	          "%s: fetched %zu, new %zu%s, inserted %zu, rejected %zu in %" PRIu64 " ms%s%s",
+	          feed_name(f), st.fetched, st.fresh, changes, st.inserted, st.rejected,
+	          st.duration_ms, r < 0 ? "; failed: " : "", r < 0 ? strerror(-r) : "");
 	snprintf(t->status, sizeof(t->status),
 	         "fetched %zu, new %zu, inserted %zu, rejected %zu%s%s", st.fetched, st.fresh,
 	         st.inserted, st.rejected, r < 0 ? " (last poll failed, retrying)" : "",

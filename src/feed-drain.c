@@ -190,6 +190,38 @@ static int found_row(const char *const *v, const size_t *lens, size_t n, void *u
 	return 0;
 }
 
+static int verify_versions(struct drain *d, struct keyset *ids)
+{
+	const char **keys = calloc(d->n, sizeof(*keys));
+	size_t k = 0;
+	int r = keys ? 0 : -ENOMEM;
+	for (size_t i = 0; r == 0 && i < d->n; i++) {
+		const char *key;
+		size_t klen;
+		if (d->was_done[i])
+			continue;
+		if (!jscan_plain_member(d->rows[i].json, d->rows[i].len, d->f->schema->key, &key,
+		                        &klen)) {
+			json_t *row = json_loadb(d->rows[i].json, d->rows[i].len, 0, NULL);
+			key = row ? schema_row_key(d->f->schema, row) : NULL;
+			keys[k] = key ? strdup(key) : NULL;
+			json_decref(row);
+		} else {
+			keys[k] = strndup(key, klen);
+		}
+		if (keys[k])
+			k++;
+		else if (key)
+			r = -ENOMEM;
+	}
+	if (r == 0)
+		r = feed_versions_landed(d->f, keys, k, ids, NULL);
+	for (size_t i = 0; keys && i < k; i++)
+		free((char *)keys[i]);
+	free(keys);
+	return r;
+}
+
 /* Streaming lines whose last send had an unknown outcome so long ago that
  * insertId may no longer de-duplicate: ask the table which it holds. */
 static int verify_unknown(struct drain *d)
@@ -205,7 +237,10 @@ static int verify_unknown(struct drain *d)
 	for (size_t i = 0; keys && i < d->n; i++)
 		if (!d->was_done[i])
 			keys[k++] = d->keys[i];
-	if (keys && fd.keys && (params = bq_param_strings("keys", keys, k)) &&
+	if (f->base && keys && fd.keys) {
+		/* Changed versions: ids are looked up by their rows' keys. */
+		r = verify_versions(d, fd.keys);
+	} else if (keys && fd.keys && (params = bq_param_strings("keys", keys, k)) &&
 	    asprintf(&sql, "SELECT %s FROM `%s.%s.%s` WHERE %s IN UNNEST(@keys)", f->schema->key,
 	             c->bigquery.project, c->bigquery.dataset, feed_table(f), f->schema->key) >= 0)
 		r = bq_query_params(f->env.bq, sql, params, found_row, &fd, NULL);
@@ -341,6 +376,25 @@ out:
 	return r;
 }
 
+/* A changed version's id from its line's members (the key is its row key). */
+static bool line_change_id(const char *key, size_t klen, const char *fp, size_t fplen,
+                           const char *at, size_t atlen, char id[KEYSET_MAX_KEY_LEN + 1])
+{
+	int64_t us;
+	uint64_t v = feed_fingerprint_parse(fp, fplen);
+	return v && feed_observed_parse(at, atlen, &us) == 0 &&
+	       feed_change_id(key, klen, v, us, id) == 0;
+}
+
+static bool json_change_id(const json_t *row, const char *key, char id[KEYSET_MAX_KEY_LEN + 1])
+{
+	const json_t *fp = json_object_get(row, SCHEMA_FINGERPRINT);
+	const json_t *at = json_object_get(row, SCHEMA_OBSERVED_AT);
+	return json_is_string(fp) && json_is_string(at) &&
+	       line_change_id(key, strlen(key), json_string_value(fp), json_string_length(fp),
+	                      json_string_value(at), json_string_length(at), id);
+}
+
 /* One line and its key into the chunk, copied into one block. */
 static int chunk_push(struct drain *d, const char *line, size_t len, const char *key, size_t klen,
                       size_t lineno, bool done)
@@ -377,6 +431,23 @@ static int chunk_push(struct drain *d, const char *line, size_t len, const char 
 	return 0;
 }
 
+/* Start-up, tracked: a version spooled and not landed is the key's latest
+ * unless a newer one landed (the seeding query saw that one). Lines are in
+ * the order they were seen, so a later one wins. */
+static int take_spooled_version(struct feed *f, const json_t *row, const char *key, int64_t us)
+{
+	struct feed *base = f->base ? f->base : f;
+	uint64_t newest = 0;
+	if (!base->track)
+		return 0;
+	const json_t *fp = json_object_get(row, SCHEMA_FINGERPRINT);
+	uint64_t v = feed_fingerprint_parse(json_string_value(fp), json_string_length(fp));
+	if (f->base && f->latest && keyset_get(f->latest, key, strlen(key), &newest) &&
+	    (int64_t)newest >= us)
+		return 0;
+	return keyset_put(base->seen, key, strlen(key), v) == -ENOMEM ? -ENOMEM : 0;
+}
+
 /* Start-up: BigQuery's keys were seeded, so a key already known has landed
  * (or appeared in an earlier segment) and a row already dead-lettered has
  * been handled; neither is sent again. Any other row is now pending in the
@@ -384,9 +455,20 @@ static int chunk_push(struct drain *d, const char *line, size_t len, const char 
 static int scan_line(struct drain *d, json_t *row, const char *key, size_t lineno)
 {
 	struct feed *f = d->f;
+	char id[KEYSET_MAX_KEY_LEN + 1];
+	const char *rowkey = key;
+	int64_t us = 0;
 	int r = 0;
+	if (f->base) {
+		/* A changed version is known by its id; one without a readable id
+		 * cannot have been written by us: it goes as it is, under its key. */
+		const json_t *at = json_object_get(row, SCHEMA_OBSERVED_AT);
+		if (json_change_id(row, key, id) &&
+		    feed_observed_parse(json_string_value(at), json_string_length(at), &us) == 0)
+			key = id;
+	}
 	if (f->kind == FEED_EVENTS && f->env.cal)
-		r = calendar_note(f->env.cal, key,
+		r = calendar_note(f->env.cal, rowkey,
 		                  json_string_value(json_object_get(row, "starts")));
 	if (r == 0 && feed_is_rejected(f, row)) {
 		r = seg_set(d->seg, lineno, SEG_DONE);
@@ -396,7 +478,7 @@ static int scan_line(struct drain *d, json_t *row, const char *key, size_t linen
 			r = seg_set(d->seg, lineno, SEG_DONE);
 		else if (r == 1) {
 			d->pending++;
-			r = 0;
+			r = take_spooled_version(f, row, rowkey, us);
 		}
 	}
 	json_decref(row);
@@ -410,12 +492,19 @@ static int drain_line_inner(struct drain *d, const char *line, size_t len, size_
 	bool done = seg_has(s, lineno, SEG_DONE);
 	if (done && (d->scan_only || !s->load))
 		return 0;
-	const char *key;
-	size_t klen;
+	const char *key, *fp, *at;
+	size_t klen, fplen, atlen;
+	char id[KEYSET_MAX_KEY_LEN + 1];
 	/* The common case: a line we wrote, sent as it is. */
 	if (!d->scan_only && jscan_valid_object(line, len) &&
-	    jscan_plain_member(line, len, f->schema->key, &key, &klen))
-		return chunk_push(d, line, len, key, klen, lineno, done);
+	    jscan_plain_member(line, len, f->schema->key, &key, &klen)) {
+		if (!f->base)
+			return chunk_push(d, line, len, key, klen, lineno, done);
+		if (jscan_plain_member(line, len, SCHEMA_FINGERPRINT, &fp, &fplen) &&
+		    jscan_plain_member(line, len, SCHEMA_OBSERVED_AT, &at, &atlen) &&
+		    line_change_id(key, klen, fp, fplen, at, atlen, id))
+			return chunk_push(d, line, len, id, strlen(id), lineno, done);
+	}
 	json_t *row = json_loadb(line, len, 0, NULL);
 	key = row ? schema_row_key(f->schema, row) : NULL;
 	if (!key) {
@@ -436,6 +525,8 @@ static int drain_line_inner(struct drain *d, const char *line, size_t len, size_
 	if (d->scan_only)
 		return scan_line(d, row, key, lineno);
 	/* jansson read it: its text is valid JSON, and goes as it is too. */
+	if (f->base && json_change_id(row, key, id))
+		key = id;
 	int r = chunk_push(d, line, len, key, strlen(key), lineno, done);
 	json_decref(row);
 	return r;
@@ -558,9 +649,9 @@ static int each_segment(struct feed *f, bool scan_only)
 
 int feed_open_spool(struct feed *f)
 {
-	if (f->spool)
+	if (f->spool && f->scanned)
 		return 0;
-	int r = spool_open(f->env.cfg->state_dir, feed_name(f), &f->spool);
+	int r = f->spool ? 0 : spool_open(f->env.cfg->state_dir, feed_name(f), &f->spool);
 	if (r < 0) {
 		log_error("%s: cannot open the spool in %s: %s", feed_name(f),
 		          f->env.cfg->state_dir, strerror(-r));
@@ -571,7 +662,11 @@ int feed_open_spool(struct feed *f)
 		spool_free(f->spool);
 		f->spool = NULL;
 		feed_segs_clear(f);
+		return r;
 	}
+	f->scanned = true;
+	keyset_free(f->latest); /* only the scan needed it */
+	f->latest = NULL;
 	return r;
 }
 

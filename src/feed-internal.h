@@ -43,6 +43,13 @@ struct feed {
 	 * jansson tree. When an add failed, every row is checked. */
 	struct keyset *rejected_keys;
 	bool rejected_keys_partial;
+	bool track;            /* track_changes: `seen` holds each key's fingerprint */
+	struct feed *changes;  /* a tracked feed's changed versions (owned) */
+	struct feed *base;     /* a feed of changed versions: the feed it belongs to */
+	char *table;           /* ... and its table, TABLE_changes */
+	int64_t observed_us;   /* the latest _observed_at given: they never repeat */
+	struct keyset *latest; /* at start-up: the newest landed _observed_at of a key */
+	bool scanned;          /* the spool's leftovers were scanned */
 	struct spool *spool;
 	struct segstate *segs;
 	size_t nsegs;
@@ -65,6 +72,23 @@ bool feed_is_rejected(const struct feed *f, const json_t *row);
 void feed_remember_rejected(struct feed *f, const json_t *row);
 /* Append one dead letter and fsync it. 0 or -errno (logged). */
 int feed_dead_letter(struct feed *f, const json_t *row, const char *reason, const char *stage);
+
+/* The identity of a changed version, its insertId: fingerprint, time seen
+ * (Unix microseconds) and key (or the key's hash when that would be too
+ * long for a key set). */
+#define FEED_CHANGE_ID_LEN 64
+int feed_change_id(const char *key, size_t klen, uint64_t fp, int64_t observed_us,
+                   char out[KEYSET_MAX_KEY_LEN + 1]);
+/* "0123456789abcdef" -> fingerprint; 0 when it is not 16 hex digits. */
+uint64_t feed_fingerprint_parse(const char *hex, size_t len);
+/* "2026-12-04T23:10:14.123456Z" (as the daemon writes _observed_at) -> Unix
+ * microseconds. 0 or -EINVAL. */
+int feed_observed_parse(const char *text, size_t len, int64_t *us);
+
+/* Ask the changes table which versions of these keys it holds: their ids
+ * into `ids`, and each key's newest _observed_at into `latest` (may be NULL). */
+int feed_versions_landed(struct feed *c, const char *const *keys, size_t n, struct keyset *ids,
+                         struct keyset *latest);
 
 /* feed-drain.c */
 void feed_segs_clear(struct feed *f);

@@ -23,6 +23,7 @@
 
 #include "checkpoint.h"
 #include "feed-internal.h"
+#include "jscan.h"
 #include "log.h"
 #include "util.h"
 
@@ -48,7 +49,7 @@ size_t feed_known(const struct feed *f)
 
 size_t feed_spooled(const struct feed *f)
 {
-	return f->spool ? spool_count(f->spool) : 0;
+	return (f->spool ? spool_count(f->spool) : 0) + (f->changes ? feed_spooled(f->changes) : 0);
 }
 
 const struct feed_stats *feed_last(const struct feed *f)
@@ -58,6 +59,8 @@ const struct feed_stats *feed_last(const struct feed *f)
 
 const char *feed_table(const struct feed *f)
 {
+	if (f->base)
+		return f->table;
 	return f->kind == FEED_SALES ? f->env.cfg->sales.feed.table : f->env.cfg->events.feed.table;
 }
 
@@ -104,7 +107,19 @@ static int unrelease(struct feed *f, const char *key, size_t len)
 
 int feed_row_identity(const json_t *row, char out[FEED_IDENTITY_LEN])
 {
+	/* The columns the daemon adds are not the row's: a row BigQuery refused
+	 * is the same row when it comes back from the API without them. */
+	json_t *plain = NULL;
+	if (json_is_object(row) && (json_object_get(row, SCHEMA_FINGERPRINT) ||
+	                            json_object_get(row, SCHEMA_OBSERVED_AT))) {
+		if (!(plain = json_copy((json_t *)row)))
+			return -ENOMEM;
+		json_object_del(plain, SCHEMA_FINGERPRINT);
+		json_object_del(plain, SCHEMA_OBSERVED_AT);
+		row = plain;
+	}
 	char *s = json_dumps(row, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);
+	json_decref(plain);
 	unsigned char md[EVP_MAX_MD_SIZE];
 	unsigned int mdlen = 0;
 	if (!s)
@@ -117,6 +132,75 @@ int feed_row_identity(const json_t *row, char out[FEED_IDENTITY_LEN])
 	for (unsigned int i = 0; i < mdlen && p + 2 < FEED_IDENTITY_LEN; i++)
 		p += (size_t)snprintf(out + p, FEED_IDENTITY_LEN - p, "%02x", md[i]);
 	return 0;
+}
+
+int feed_change_id(const char *key, size_t klen, uint64_t fp, int64_t observed_us,
+                   char out[KEYSET_MAX_KEY_LEN + 1])
+{
+	int n = snprintf(out, KEYSET_MAX_KEY_LEN + 1, "%016" PRIx64 ":%" PRId64 ":", fp,
+	                 observed_us);
+	if (n < 0)
+		return -EINVAL;
+	if ((size_t)n + klen <= KEYSET_MAX_KEY_LEN) {
+		memcpy(out + n, key, klen);
+		out[n + klen] = '\0';
+	} else {
+		snprintf(out + n, KEYSET_MAX_KEY_LEN + 1 - (size_t)n, "#%016" PRIx64,
+		         schema_fingerprint(key, klen));
+	}
+	return 0;
+}
+
+uint64_t feed_fingerprint_parse(const char *hex, size_t len)
+{
+	uint64_t v = 0;
+	if (!hex || len != 16)
+		return 0;
+	for (size_t i = 0; i < 16; i++) {
+		char c = hex[i];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		if (d < 0)
+			return 0;
+		v = v << 4 | (uint64_t)d;
+	}
+	return v;
+}
+
+int feed_observed_parse(const char *text, size_t len, int64_t *us)
+{
+	char sec[21];
+	int64_t s, frac = 0;
+	if (!text || len != 27 || text[19] != '.' || text[26] != 'Z')
+		return -EINVAL;
+	memcpy(sec, text, 19);
+	memcpy(sec + 19, "Z", 2);
+	for (size_t i = 20; i < 26; i++) {
+		if (text[i] < '0' || text[i] > '9')
+			return -EINVAL;
+		frac = frac * 10 + (text[i] - '0');
+	}
+	if (schema_parse_time(sec, &s) < 0)
+		return -EINVAL;
+	*us = s * 1000000 + frac;
+	return 0;
+}
+
+/* A changed version's _observed_at: now, but always after the one before,
+ * so that two versions of a key never share one (it is part of their id). */
+static int64_t observe(struct feed *f, char out[32])
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	int64_t us = (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+	if (us <= f->observed_us)
+		us = f->observed_us + 1;
+	f->observed_us = us;
+	time_t sec = (time_t)(us / 1000000);
+	struct tm tm;
+	gmtime_r(&sec, &tm);
+	size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
+	snprintf(out + n, 32 - n, ".%06dZ", (int)(us % 1000000));
+	return us;
 }
 
 bool feed_is_rejected(const struct feed *f, const json_t *row)
@@ -253,15 +337,16 @@ int feed_dead_letter(struct feed *f, const json_t *row, const char *reason, cons
 
 /* ---- life cycle -------------------------------------------------------- */
 
-struct feed *feed_new(enum feed_kind kind, const struct feed_env *env)
+static struct feed *feed_alloc(enum feed_kind kind, const struct schema *schema,
+                               const struct feed_env *env, bool valued)
 {
 	struct feed *f = calloc(1, sizeof(*f));
 	if (!f)
 		return NULL;
 	f->kind = kind;
-	f->schema = kind == FEED_SALES ? &schema_sales : &schema_events;
+	f->schema = schema;
 	f->env = *env;
-	f->seen = keyset_new(0);
+	f->seen = valued ? keyset_new_valued(0) : keyset_new(0);
 	f->released = keyset_new(0);
 	f->rejected = keyset_new(0);
 	f->rejected_keys = keyset_new(0);
@@ -272,22 +357,58 @@ struct feed *feed_new(enum feed_kind kind, const struct feed_env *env)
 	return f;
 }
 
+struct feed *feed_new(enum feed_kind kind, const struct feed_env *env)
+{
+	const struct config_feed *cf =
+	        kind == FEED_SALES ? &env->cfg->sales.feed : &env->cfg->events.feed;
+	bool track = cf->track_changes;
+	const struct schema *s = kind == FEED_SALES ? (track ? &schema_sales_tracked : &schema_sales)
+	                                            : (track ? &schema_events_tracked : &schema_events);
+	struct feed *f = feed_alloc(kind, s, env, track);
+	if (!f || !track)
+		return f;
+	/* The changed versions are a feed of their own for the spool and the
+	 * drain: their own segments, table and dead letters. */
+	f->track = true;
+	f->changes = feed_alloc(kind, kind == FEED_SALES ? &schema_sales_changes : &schema_events_changes,
+	                        env, false);
+	if (!f->changes ||
+	    asprintf(&f->changes->table, "%s%s", cf->table, CONFIG_CHANGES_SUFFIX) < 0) {
+		if (f->changes)
+			f->changes->table = NULL;
+		feed_free(f);
+		return NULL;
+	}
+	f->changes->base = f;
+	return f;
+}
+
 void feed_free(struct feed *f)
 {
 	if (!f)
 		return;
+	feed_free(f->changes);
 	feed_segs_clear(f);
 	spool_free(f->spool);
 	keyset_free(f->seen);
 	keyset_free(f->released);
 	keyset_free(f->rejected);
 	keyset_free(f->rejected_keys);
+	keyset_free(f->latest);
+	free(f->table);
 	free(f);
 }
 
 void feed_set_env(struct feed *f, const struct feed_env *env)
 {
 	f->env = *env;
+	if (f->changes)
+		feed_set_env(f->changes, env);
+}
+
+struct feed *feed_changes(const struct feed *f)
+{
+	return f->changes;
 }
 
 /* ---- seeding ----------------------------------------------------------- */
@@ -319,7 +440,11 @@ static int seed_row(const char *const *v, const size_t *lens, size_t n, void *ud
 	struct feed *f = ud;
 	if (n < 1 || !v[0] || lens[0] == 0)
 		return 0;
-	int r = keyset_add(f->seen, v[0], lens[0]);
+	/* Tracked: the key's latest fingerprint is the last column (NULL for a
+	 * row from before tracking: 0, "unknown", so its version is recorded). */
+	int r = f->track ? keyset_put(f->seen, v[0], lens[0],
+	                              feed_fingerprint_parse(v[n - 1], v[n - 1] ? lens[n - 1] : 0))
+	                 : keyset_add(f->seen, v[0], lens[0]);
 	if (r == -EINVAL) /* a key we could never have written; nothing to compare with */
 		return 0;
 	if (r < 0)
@@ -360,17 +485,215 @@ static int load_rejected(struct feed *f)
 	return 0;
 }
 
+/* ---- tables -------------------------------------------------------------- */
+
+/* TABLE_current: each key's latest version, the base row unless a changed
+ * version exists; _observed_at is NULL for a base row, and NULLs sort last
+ * under DESC in BigQuery. Only plain SQL that BigQuery and the test fake
+ * agree on (explicit columns, no EXCEPT, no QUALIFY). */
+char *feed_current_view_sql(const struct feed *f)
+{
+	const struct config *c = f->env.cfg;
+	const struct schema *s = f->schema;
+	struct buf cols = {0};
+	char *sql = NULL;
+	for (size_t i = 0; i < s->ncolumns; i++)
+		buf_printf(&cols, "`%s`, ", s->columns[i].name);
+	if (buf_puts(&cols, SCHEMA_FINGERPRINT) < 0 ||
+	    asprintf(&sql,
+	             "SELECT %s, " SCHEMA_OBSERVED_AT " FROM (SELECT %s, " SCHEMA_OBSERVED_AT
+	             ", ROW_NUMBER() OVER (PARTITION BY `%s` ORDER BY " SCHEMA_OBSERVED_AT
+	             " DESC, " SCHEMA_FINGERPRINT " DESC) AS _version FROM (SELECT %s, CAST(NULL "
+	             "AS TIMESTAMP) AS " SCHEMA_OBSERVED_AT " FROM `%s.%s.%s` UNION ALL SELECT "
+	             "%s, " SCHEMA_OBSERVED_AT " FROM `%s.%s.%s%s`)) WHERE _version = 1",
+	             cols.data, cols.data, s->key, cols.data, c->bigquery.project,
+	             c->bigquery.dataset, feed_table(f), cols.data, c->bigquery.project,
+	             c->bigquery.dataset, feed_table(f), CONFIG_CHANGES_SUFFIX) < 0)
+		sql = NULL;
+	buf_free(&cols);
+	return sql;
+}
+
+int feed_ensure_tables(struct feed *f, bool create)
+{
+	int r = bq_ensure_table(f->env.bq, feed_table(f), f->schema, create);
+	if (r < 0 || !f->changes)
+		return r;
+	r = bq_ensure_table(f->env.bq, feed_table(f->changes), f->changes->schema, create);
+	char *sql = r == 0 ? feed_current_view_sql(f) : NULL;
+	char *view = NULL;
+	if (r == 0 && (!sql || asprintf(&view, "%s%s", feed_table(f), CONFIG_CURRENT_SUFFIX) < 0))
+		r = -ENOMEM, view = NULL;
+	if (r == 0)
+		r = bq_ensure_view(f->env.bq, view, sql, feed_name(f), create);
+	free(view);
+	free(sql);
+	return r;
+}
+
+/* ---- seeding the changed versions ---------------------------------------- */
+
+#define FEED_LOOKUP_KEYS 10000 /* keys per query parameter when looking up spooled versions */
+
+struct spooled_keys {
+	struct feed *c;
+	struct keyset *keys;
+};
+
+static int spooled_key(const char *line, size_t len, size_t lineno, void *ud)
+{
+	struct spooled_keys *sk = ud;
+	const char *key;
+	size_t klen;
+	(void)lineno;
+	if (jscan_valid_object(line, len) &&
+	    jscan_plain_member(line, len, sk->c->schema->key, &key, &klen))
+		return keyset_add(sk->keys, key, klen) == -ENOMEM ? -ENOMEM : 0;
+	json_t *row = json_loadb(line, len, 0, NULL);
+	const char *k = row ? schema_row_key(sk->c->schema, row) : NULL;
+	int r = k && keyset_add(sk->keys, k, strlen(k)) == -ENOMEM ? -ENOMEM : 0;
+	json_decref(row);
+	return r;
+}
+
+struct landed {
+	struct keyset *ids;    /* the landed versions' ids */
+	struct keyset *latest; /* NULL, or each key's newest landed _observed_at */
+};
+
+/* A landed version: (key, _fingerprint, UNIX_MICROS(_observed_at)). */
+static int landed_version(const char *const *v, const size_t *lens, size_t n, void *ud)
+{
+	struct landed *l = ud;
+	char id[KEYSET_MAX_KEY_LEN + 1], *end;
+	if (n < 3 || !v[0] || !v[2])
+		return 0;
+	errno = 0;
+	long long us = strtoll(v[2], &end, 10);
+	if (errno || *end || lens[0] == 0)
+		return 0;
+	uint64_t fp = feed_fingerprint_parse(v[1], v[1] ? lens[1] : 0);
+	uint64_t newest = 0;
+	if (feed_change_id(v[0], lens[0], fp, us, id) < 0 ||
+	    keyset_add(l->ids, id, strlen(id)) == -ENOMEM)
+		return -ENOMEM;
+	if (!l->latest ||
+	    (keyset_get(l->latest, v[0], lens[0], &newest) && (int64_t)newest >= us))
+		return 0;
+	return keyset_put(l->latest, v[0], lens[0], (uint64_t)us) == -ENOMEM ? -ENOMEM : 0;
+}
+
+int feed_versions_landed(struct feed *c, const char *const *keys, size_t n, struct keyset *ids,
+                         struct keyset *latest)
+{
+	const struct config *cfg = c->env.cfg;
+	char *sql = NULL;
+	struct landed l = {ids, latest};
+	json_t *params = bq_param_strings("keys", keys, n);
+	int r = -ENOMEM;
+	if (params && asprintf(&sql,
+	                       "SELECT %s, " SCHEMA_FINGERPRINT ", UNIX_MICROS(" SCHEMA_OBSERVED_AT
+	                       ") FROM `%s.%s.%s` WHERE %s IN UNNEST(@keys)",
+	                       c->schema->key, cfg->bigquery.project, cfg->bigquery.dataset,
+	                       feed_table(c), c->schema->key) >= 0)
+		r = bq_query_params(c->env.bq, sql, params, landed_version, &l, NULL);
+	else
+		sql = NULL;
+	json_decref(params);
+	free(sql);
+	return r;
+}
+
+struct key_batch {
+	const char **keys;
+	size_t n;
+	struct feed *c;
+	int r;
+};
+
+static int lookup_batch(struct key_batch *kb)
+{
+	int r = feed_versions_landed(kb->c, kb->keys, kb->n, kb->c->seen, kb->c->latest);
+	for (size_t i = 0; i < kb->n; i++)
+		free((char *)kb->keys[i]);
+	kb->n = 0;
+	return r;
+}
+
+static int batch_key(const char *key, size_t len, void *ud)
+{
+	struct key_batch *kb = ud;
+	if (!(kb->keys[kb->n] = strndup(key, len)))
+		return -ENOMEM;
+	if (++kb->n == FEED_LOOKUP_KEYS)
+		return lookup_batch(kb);
+	return 0;
+}
+
+/* Which versions an earlier run left spooled have landed: the table is asked
+ * for the versions of their keys only (they are few), and the newest landed
+ * one of each key is kept for the scan (feed-drain.c), which must not let an
+ * older spooled version stand for the latest. */
+static int changes_seed(struct feed *c)
+{
+	int e = load_rejected(c);
+	if (e < 0)
+		log_warning("%s: cannot read earlier dead letters: %s", feed_name(c), strerror(-e));
+	if (c->env.dry_run)
+		return 0;
+	if (!c->spool) {
+		int r = spool_open(c->env.cfg->state_dir, feed_name(c), &c->spool);
+		if (r < 0) {
+			log_error("%s: cannot open the spool in %s: %s", feed_name(c),
+			          c->env.cfg->state_dir, strerror(-r));
+			return r;
+		}
+	}
+	struct spooled_keys sk = {.c = c, .keys = keyset_new(0)};
+	int r = sk.keys ? 0 : -ENOMEM;
+	for (size_t i = 0; r == 0 && i < spool_count(c->spool); i++)
+		if (spool_foreach(c->spool, i, spooled_key, &sk) == -ENOMEM)
+			r = -ENOMEM; /* an unreadable segment is the scan's to set aside */
+	keyset_free(c->latest);
+	c->latest = r == 0 ? keyset_new_valued(keyset_count(sk.keys)) : NULL;
+	struct key_batch kb = {.keys = calloc(FEED_LOOKUP_KEYS, sizeof(char *)), .c = c};
+	if (r == 0 && (!c->latest || !kb.keys))
+		r = -ENOMEM;
+	if (r == 0 && keyset_count(sk.keys) > 0) {
+		r = keyset_foreach(sk.keys, batch_key, &kb);
+		if (r == 0 && kb.n)
+			r = lookup_batch(&kb);
+		for (size_t i = 0; i < kb.n; i++)
+			free((char *)kb.keys[i]);
+		if (r == 0)
+			log_info("%s: %zu keys have changed versions spooled by an earlier run; %zu "
+			         "versions of them are in table %s",
+			         feed_name(c), keyset_count(sk.keys), keyset_count(c->seen),
+			         feed_table(c));
+		else if (r != -ECANCELED)
+			log_error("%s: cannot look up the spooled versions in table %s: %s",
+			          feed_name(c), feed_table(c), strerror(-r));
+	}
+	free(kb.keys);
+	keyset_free(sk.keys);
+	return r;
+}
+
 int feed_seed(struct feed *f)
 {
 	char *sql = NULL;
 	const struct config *c = f->env.cfg;
 	int r;
+	/* Tracked: the view's latest version of each key, base and changes in
+	 * one query. */
+	const char *from = f->track ? CONFIG_CURRENT_SUFFIX : "";
+	const char *fp = f->track ? ", " SCHEMA_FINGERPRINT : "";
 	if (f->kind == FEED_SALES)
-		r = asprintf(&sql, "SELECT uniqueCode FROM `%s.%s.%s` WHERE uniqueCode IS NOT NULL",
-		             c->bigquery.project, c->bigquery.dataset, feed_table(f));
+		r = asprintf(&sql, "SELECT uniqueCode%s FROM `%s.%s.%s%s` WHERE uniqueCode IS NOT NULL",
+		             fp, c->bigquery.project, c->bigquery.dataset, feed_table(f), from);
 	else
-		r = asprintf(&sql, "SELECT id, starts FROM `%s.%s.%s` WHERE id IS NOT NULL",
-		             c->bigquery.project, c->bigquery.dataset, feed_table(f));
+		r = asprintf(&sql, "SELECT id, starts%s FROM `%s.%s.%s%s` WHERE id IS NOT NULL", fp,
+		             c->bigquery.project, c->bigquery.dataset, feed_table(f), from);
 	if (r < 0)
 		return -ENOMEM;
 	uint64_t start = util_now_ms();
@@ -387,15 +710,30 @@ int feed_seed(struct feed *f)
 		          strerror(-r));
 		return r;
 	}
-	log_info("%s: %zu keys known in table %s (seeded in %" PRIu64 " ms)", feed_name(f),
-	         keyset_count(f->seen), feed_table(f), util_now_ms() - start);
-	return 0;
+	log_info("%s: %zu keys known in table %s%s (seeded in %" PRIu64 " ms)", feed_name(f),
+	         keyset_count(f->seen), feed_table(f), from, util_now_ms() - start);
+	return f->changes ? changes_seed(f->changes) : 0;
 }
+
+static int feed_replay_one(struct feed *f);
 
 int feed_replay(struct feed *f)
 {
 	if (f->env.dry_run)
 		return 0;
+	int r = feed_replay_one(f);
+	/* Then the changed versions: their scan brings the fingerprints of
+	 * versions spooled but not landed up to date, over the base's. */
+	if (f->changes && r != -ECANCELED && (r == 0 || r == -EAGAIN)) {
+		int c = feed_replay_one(f->changes);
+		if (c < 0 && r == 0)
+			r = c;
+	}
+	return r;
+}
+
+static int feed_replay_one(struct feed *f)
+{
 	int r = feed_open_spool(f);
 	if (r < 0)
 		return r;
@@ -413,8 +751,12 @@ int feed_replay(struct feed *f)
 struct page_ctx {
 	struct feed *f;
 	struct buf ndjson;
-	struct keyset *page_keys; /* keys accepted from this page, not yet durable */
+	struct keyset *page_keys; /* keys accepted from this page, not yet durable
+	                             (tracked: with their fingerprints) */
+	struct buf changes;         /* tracked: this page's changed versions */
+	struct keyset *change_keys; /* ... their keys and new fingerprints */
 	bool segment_open;
+	bool changes_open; /* a segment of the changes feed is open */
 	size_t undelivered; /* rejected rows whose dead letter could not be written */
 	bool stopped;       /* on_page failed: a local failure (disk, memory) ends the poll */
 	struct buf dl;      /* this page's dead letters, written at once */
@@ -435,10 +777,35 @@ static int accept_page(struct page_ctx *pc)
 	return spool_append(f->spool, pc->ndjson.data, pc->ndjson.len);
 }
 
+/* The page's changed versions into the changes feed's spool: durable
+ * before the key set takes their fingerprints. */
+static int accept_changes(struct page_ctx *pc)
+{
+	struct feed *c = pc->f->changes;
+	if (pc->changes.len == 0)
+		return 0;
+	if (!pc->changes_open) {
+		int r = spool_begin(c->spool);
+		if (r < 0)
+			return r;
+		pc->changes_open = true;
+	}
+	return spool_append(c->spool, pc->changes.data, pc->changes.len);
+}
+
+struct key_source {
+	struct feed *f;
+	const struct keyset *from; /* the page's set the key came from, with its value */
+};
+
 static int add_page_key(const char *key, size_t len, void *ud)
 {
-	struct feed *f = ud;
-	if (keyset_add(f->seen, key, len) < 0)
+	struct key_source *ks = ud;
+	struct feed *f = ks->f;
+	uint64_t fp = 0;
+	if (f->track)
+		(void)keyset_get(ks->from, key, len, &fp);
+	if (keyset_put(f->seen, key, len, fp) < 0)
 		return -ENOMEM;
 	return unrelease(f, key, len);
 }
@@ -497,6 +864,47 @@ static int note_event(struct page_ctx *pc, const json_t *api, const json_t *bq)
 	return id && calendar_note(f->env.cal, id, starts) == -ENOMEM ? -ENOMEM : 0;
 }
 
+/* Tracked: the coerced row at pc->ndjson[mark..] (no newline yet). A new key
+ * keeps it there with its _fingerprint; a known key whose fingerprint
+ * differs gives a changed version for the changes feed; the same version
+ * again gives nothing. */
+static int take_tracked(struct page_ctx *pc, size_t mark, const char *key, size_t klen)
+{
+	struct feed *f = pc->f;
+	const char *text = pc->ndjson.data + mark;
+	size_t len = pc->ndjson.len - mark;
+	uint64_t fp = schema_fingerprint(text, len), now = 0;
+	char hex[17], when[32];
+	snprintf(hex, sizeof(hex), "%016" PRIx64, fp);
+	if (feed_key_known(f, key, klen)) {
+		/* A version already taken from this page is the one to compare with. */
+		if (!keyset_get(pc->change_keys, key, klen, &now))
+			(void)keyset_get(f->seen, key, klen, &now);
+		if (now != fp) {
+			observe(f, when);
+			if (buf_append(&pc->changes, text, len - 1) < 0 ||
+			    buf_printf(&pc->changes, ",\"" SCHEMA_FINGERPRINT "\":\"%s\",\"" SCHEMA_OBSERVED_AT
+			                             "\":\"%s\"}\n",
+			               hex, when) < 0 ||
+			    keyset_put(pc->change_keys, key, klen, fp) < 0)
+				return -ENOMEM;
+			f->last.changed++;
+		}
+		pc->ndjson.len = mark;
+		return 0;
+	}
+	if (keyset_has(pc->page_keys, key, klen)) {
+		pc->ndjson.len = mark;
+		return 0;
+	}
+	pc->ndjson.len--; /* the closing brace, put back after the fingerprint */
+	if (buf_printf(&pc->ndjson, ",\"" SCHEMA_FINGERPRINT "\":\"%s\"}\n", hex) < 0 ||
+	    keyset_put(pc->page_keys, key, klen, fp) < 0)
+		return -ENOMEM;
+	f->last.fresh++;
+	return 0;
+}
+
 static int take_row(struct page_ctx *pc, const json_t *api)
 {
 	struct feed *f = pc->f;
@@ -515,12 +923,21 @@ static int take_row(struct page_ctx *pc, const json_t *api)
 	int r = note_event(pc, api, bq);
 	const char *key = schema_row_key(f->schema, bq);
 	size_t klen = strlen(key);
-	if (r < 0 || feed_key_known(f, key, klen) || keyset_has(pc->page_keys, key, klen) ||
+	if (r < 0 || (!f->track && (feed_key_known(f, key, klen) ||
+	                            keyset_has(pc->page_keys, key, klen))) ||
 	    feed_is_rejected(f, bq)) {
 		json_decref(bq);
 		return r;
 	}
 	char *line = json_dumps(bq, JSON_COMPACT);
+	if (line && f->track) {
+		size_t mark = pc->ndjson.len;
+		r = buf_append(&pc->ndjson, line, strlen(line)) < 0 ? -ENOMEM
+		                                                     : take_tracked(pc, mark, key, klen);
+		free(line);
+		json_decref(bq);
+		return r;
+	}
 	if (!line || keyset_add(pc->page_keys, key, klen) < 0 ||
 	    buf_append(&pc->ndjson, line, strlen(line)) < 0 || buf_append(&pc->ndjson, "\n", 1) < 0)
 		r = -ENOMEM;
@@ -573,6 +990,10 @@ static int take_text(struct page_ctx *pc, const char *text, size_t len, size_t *
 		pc->ndjson.len = mark;
 		r = 0;
 	}
+	if (r == 1 && f->track) {
+		f->last.fetched++;
+		return take_tracked(pc, mark, key, klen);
+	}
 	if (r == 1) {
 		f->last.fetched++;
 		if (feed_key_known(f, key, klen) || keyset_has(pc->page_keys, key, klen)) {
@@ -604,7 +1025,9 @@ static int take_text(struct page_ctx *pc, const char *text, size_t len, size_t *
  * further, so one that a later poll serves broken is not dead-lettered. */
 static bool row_known(const char *key, size_t len, void *ud)
 {
-	return feed_key_known(ud, key, len);
+	const struct feed *f = ud;
+	/* Tracked: a known row is read too, for its fingerprint. */
+	return !f->track && feed_key_known(f, key, len);
 }
 
 /* The same for a page's keys at once: the key set's reads overlap. */
@@ -612,6 +1035,10 @@ static void rows_known(const struct st_span *keys, size_t n, bool *out, void *ud
 {
 	struct feed *f = ud;
 	struct keyset_key k[FEED_LOOKUP_GROUP];
+	if (f->track) {
+		memset(out, 0, n * sizeof(*out));
+		return;
+	}
 	for (size_t at = 0; at < n; at += FEED_LOOKUP_GROUP) {
 		size_t m = n - at < FEED_LOOKUP_GROUP ? n - at : FEED_LOOKUP_GROUP;
 		for (size_t i = 0; i < m; i++)
@@ -635,9 +1062,13 @@ static int on_page(const struct st_page *page, void *ud)
 
 	f->last.fetched += page->nknown;
 	buf_reset(&pc->ndjson);
+	buf_reset(&pc->changes);
 	keyset_free(pc->page_keys);
-	pc->page_keys = keyset_new(json_array_size(page->rows) + page->nunread);
-	if (!pc->page_keys)
+	keyset_free(pc->change_keys);
+	size_t rows = json_array_size(page->rows) + page->nunread;
+	pc->page_keys = f->track ? keyset_new_valued(rows) : keyset_new(rows);
+	pc->change_keys = f->track ? keyset_new_valued(0) : NULL;
+	if (!pc->page_keys || (f->track && !pc->change_keys))
 		r = -ENOMEM;
 	/* Elements that are not even JSON: their text is the row. */
 	for (i = 0; i < page->nbad && r == 0; i++)
@@ -660,10 +1091,20 @@ static int on_page(const struct st_page *page, void *ud)
 		         feed_name(f), nbad, page->count);
 	flush_rejects(pc);
 	if (r == 0 && f->env.dry_run) {
-		if (pc->ndjson.len &&
-		    fwrite(pc->ndjson.data, 1, pc->ndjson.len, f->env.dry_out) != pc->ndjson.len)
+		if ((pc->ndjson.len &&
+		     fwrite(pc->ndjson.data, 1, pc->ndjson.len, f->env.dry_out) != pc->ndjson.len) ||
+		    (pc->changes.len &&
+		     fwrite(pc->changes.data, 1, pc->changes.len, f->env.dry_out) != pc->changes.len))
 			r = -EIO;
-	} else if (r == 0 && (r = accept_page(pc)) < 0) {
+	} else if (r == 0 && f->track && (r = accept_changes(pc)) < 0) {
+		/* Their fingerprints stay as they were: seen again next poll. */
+		log_error("%s: cannot spool %zu changed rows (%s); fetching stops until the spool "
+		          "can be written (free space in %s)",
+		          feed_name(f), keyset_count(pc->change_keys), strerror(-r),
+		          f->env.cfg->state_dir);
+		f->last.changed -= keyset_count(pc->change_keys);
+	}
+	if (r == 0 && !f->env.dry_run && (r = accept_page(pc)) < 0) {
 		/* Not durable, so not accepted: these keys stay unknown and the
 		 * rows are fetched again once the disk has room. */
 		log_error("%s: cannot spool %zu new rows (%s); fetching stops until the spool "
@@ -672,8 +1113,13 @@ static int on_page(const struct st_page *page, void *ud)
 		          f->env.cfg->state_dir);
 		f->last.fresh -= keyset_count(pc->page_keys);
 	}
+	struct key_source src = {f, pc->page_keys};
 	if (r == 0)
-		r = keyset_foreach(pc->page_keys, add_page_key, f);
+		r = keyset_foreach(pc->page_keys, add_page_key, &src);
+	if (r == 0 && f->track) {
+		src.from = pc->change_keys;
+		r = keyset_foreach(pc->change_keys, add_page_key, &src);
+	}
 	if (r)
 		pc->stopped = true;
 	return r;
@@ -797,8 +1243,12 @@ int feed_poll(struct feed *f, struct feed_stats *st)
 	f->last = (struct feed_stats){0};
 	f->dl_logged = f->dl_unlogged = 0;
 	f->dl_full_said = false;
+	if (f->changes)
+		f->changes->last = (struct feed_stats){0};
 	if (!f->env.dry_run) {
 		r = feed_open_spool(f);
+		if (r == 0 && f->changes)
+			r = feed_open_spool(f->changes);
 		if (r < 0)
 			goto out;
 	}
@@ -812,7 +1262,18 @@ int feed_poll(struct feed *f, struct feed_stats *st)
 		if (last > 0 && feed_track_segment(f, spool_path(f->spool, last - 1)) < 0)
 			r = r ? r : -ENOMEM;
 	}
+	if (pc.changes_open) {
+		struct feed *c = f->changes;
+		int e = spool_end(c->spool);
+		if (e < 0 && r == 0)
+			r = e;
+		size_t last = spool_count(c->spool);
+		if (last > 0 && feed_track_segment(c, spool_path(c->spool, last - 1)) < 0)
+			r = r ? r : -ENOMEM;
+	}
 	buf_free(&pc.ndjson);
+	buf_free(&pc.changes);
+	keyset_free(pc.change_keys);
 	buf_free(&pc.dl);
 	json_decref(pc.dl_rows);
 	keyset_free(pc.page_keys);
@@ -822,6 +1283,15 @@ int feed_poll(struct feed *f, struct feed_stats *st)
 		int d = feed_drain_all(f);
 		if (d < 0 && r == 0)
 			r = d;
+		/* The changed versions go after the rows they change. */
+		if (f->changes && d != -ECANCELED) {
+			d = feed_drain_all(f->changes);
+			f->last.inserted_changes = f->changes->last.inserted;
+			f->last.rejected += f->changes->last.rejected;
+			f->last.rows_pending |= f->changes->last.rows_pending;
+			if (d < 0 && r == 0)
+				r = d;
+		}
 	}
 	if (pc.undelivered) {
 		f->last.rows_pending = true;

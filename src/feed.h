@@ -47,6 +47,7 @@ struct feed_env {
 /* Result of one poll, logged and exported as metrics. */
 struct feed_stats {
 	size_t fetched, fresh, inserted, rejected;
+	size_t changed, inserted_changes; /* track_changes: changed versions spooled, confirmed */
 	uint64_t duration_ms;
 	int error;         /* 0 or the negative errno that ended the poll early */
 	bool rows_pending; /* rows remain spooled, unconfirmed */
@@ -60,7 +61,15 @@ void feed_free(struct feed *f);
 const char *feed_name(const struct feed *f);
 const struct schema *feed_schema(const struct feed *f);
 void feed_set_env(struct feed *f, const struct feed_env *env); /* after a reload */
+/* With track_changes, the feed of f's changed versions (owned by f), else NULL. */
+struct feed *feed_changes(const struct feed *f);
 
+/* The feed's tables exist with the right columns (create: make or complete
+ * them): the base table and, with track_changes, TABLE_changes and the view
+ * TABLE_current. 0 or negative errno (logged). */
+int feed_ensure_tables(struct feed *f, bool create);
+/* The definition of the view TABLE_current (malloc'd), NULL on ENOMEM. */
+char *feed_current_view_sql(const struct feed *f);
 /* Load the keys BigQuery already has (events: into the calendar too, with
  * their start times), plus the identities of dead-lettered rows. 0 or
  * negative errno. */

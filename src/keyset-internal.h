@@ -1,4 +1,5 @@
-/* keyset-internal.h - test hooks into keyset.c; the daemon does not use them. */
+/* keyset-internal.h - test hooks into keyset.c, and its SipHash (schema_fingerprint()
+ * uses it with a fixed key). */
 #ifndef STBQ_KEYSET_INTERNAL_H
 #define STBQ_KEYSET_INTERNAL_H
 

@@ -50,6 +50,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "keyset-internal.h"
 #include "log.h"
 #include "schema-internal.h"
 #include "schema.h"
@@ -121,6 +122,56 @@ const struct schema schema_events = {
         .columns = events_columns,
         .ncolumns = UTIL_ARRAY_SIZE(events_columns),
 };
+
+static const struct schema_extra tracked_extra[] = {
+        {SCHEMA_FINGERPRINT, "STRING"},
+        {SCHEMA_OBSERVED_AT, "TIMESTAMP"},
+};
+
+const struct schema schema_sales_tracked = {
+        .feed = "sales",
+        .key = "uniqueCode",
+        .columns = sales_columns,
+        .ncolumns = UTIL_ARRAY_SIZE(sales_columns),
+        .extra = tracked_extra,
+        .nextra = 1,
+};
+
+const struct schema schema_events_tracked = {
+        .feed = "events",
+        .key = "id",
+        .columns = events_columns,
+        .ncolumns = UTIL_ARRAY_SIZE(events_columns),
+        .extra = tracked_extra,
+        .nextra = 1,
+};
+
+const struct schema schema_sales_changes = {
+        .feed = "sales_changes",
+        .key = "uniqueCode",
+        .columns = sales_columns,
+        .ncolumns = UTIL_ARRAY_SIZE(sales_columns),
+        .extra = tracked_extra,
+        .nextra = 2,
+};
+
+const struct schema schema_events_changes = {
+        .feed = "events_changes",
+        .key = "id",
+        .columns = events_columns,
+        .ncolumns = UTIL_ARRAY_SIZE(events_columns),
+        .extra = tracked_extra,
+        .nextra = 2,
+};
+
+uint64_t schema_fingerprint(const char *text, size_t len)
+{
+	/* The key is public: a fingerprint tells versions apart, it is no secret
+	 * (whoever could forge a collision controls the row's content anyway). */
+	static const uint8_t key[16] = "stbq-fingerprint";
+	uint64_t h = keyset_siphash24(key, text, len);
+	return h ? h : 1;
+}
 
 /* The original schema files declared these as TIMESTAMP; existing tables may still be so. */
 static const char *const timestamp_ok_columns[] = {"date", "eventDate", "starts"};
@@ -603,6 +654,14 @@ json_t *schema_table_fields(const struct schema *s)
 			return NULL;
 		}
 	}
+	for (size_t i = 0; i < s->nextra; i++) {
+		json_t *f = json_pack("{s:s, s:s, s:s}", "name", s->extra[i].name, "type",
+		                      s->extra[i].type, "mode", "NULLABLE");
+		if (json_array_append_new(fields, f) < 0) {
+			json_decref(fields);
+			return NULL;
+		}
+	}
 	return json_pack("{s:o}", "fields", fields); /* "o" steals fields, also on failure */
 }
 
@@ -641,15 +700,7 @@ int schema_check_table(const struct schema *s, const json_t *table_schema, char 
 		return fail(why, len, "table %s: schema has no field list", s->feed);
 	for (size_t i = 0; i < s->ncolumns; i++) {
 		const struct schema_column *c = &s->columns[i];
-		const json_t *found = NULL;
-
-		/* BigQuery column names are case-insensitive. */
-		for (size_t j = 0; j < json_array_size(fields) && !found; j++) {
-			const json_t *f = json_array_get(fields, j);
-			const char *name = json_string_value(json_object_get(f, "name"));
-			if (name && strcasecmp(name, c->name) == 0)
-				found = f;
-		}
+		const json_t *found = schema_table_column(table_schema, c->name);
 		if (!found)
 			return fail(why, len, "table %s lacks column %s", s->feed, c->name);
 
@@ -671,7 +722,31 @@ int schema_check_table(const struct schema *s, const json_t *table_schema, char 
 			return fail(why, len, "table %s column %s is REPEATED, expected NULLABLE",
 			            s->feed, c->name);
 	}
+	for (size_t i = 0; i < s->nextra; i++) {
+		const json_t *found = schema_table_column(table_schema, s->extra[i].name);
+		const char *type = json_string_value(json_object_get(found, "type"));
+		const char *mode = json_string_value(json_object_get(found, "mode"));
+		if (!found)
+			return fail(why, len, "table %s lacks column %s", s->feed, s->extra[i].name);
+		if (!type || strcmp(type, s->extra[i].type) != 0 ||
+		    (mode && strcmp(mode, "REPEATED") == 0))
+			return fail(why, len, "table %s column %s is not a NULLABLE %s", s->feed,
+			            s->extra[i].name, s->extra[i].type);
+	}
 	return 0;
+}
+
+const json_t *schema_table_column(const json_t *table_schema, const char *name)
+{
+	const json_t *fields = json_object_get(table_schema, "fields");
+	/* BigQuery column names are case-insensitive. */
+	for (size_t j = 0; j < json_array_size(fields); j++) {
+		const json_t *f = json_array_get(fields, j);
+		const char *n = json_string_value(json_object_get(f, "name"));
+		if (n && strcasecmp(n, name) == 0)
+			return f;
+	}
+	return NULL;
 }
 
 /* --- time -------------------------------------------------------------------------------- */

@@ -23,6 +23,7 @@
 
 #include "bigquery.h"
 #include "calendar.h"
+#include "audit.h"
 #include "daemon.h"
 #include "feed.h"
 #include "gauth.h"
@@ -595,6 +596,50 @@ static int run_once(struct daemon *d)
 	return exit_status_for(worst);
 }
 
+/* --audit: the feeds read the source into the audit, write nothing, and
+ * take no lock: the service may be running beside it. */
+static int run_audit(struct daemon *d)
+{
+	struct audit_options ao = {
+	        .json = d->opts->audit_json, .wait = d->opts->audit_wait, .feed = d->opts->feed};
+	struct audit *a = NULL;
+	int r = 0;
+	d->cl = clients_new(d, d->cfg);
+	if (!d->cl)
+		return EX_CONFIG;
+	if (!(d->cal = calendar_new()) ||
+	    !(a = audit_new(d->cfg, d->cl->bq, d->loop, d->cal, &ao)))
+		r = -ENOMEM;
+	struct feed_env env = feed_env_of(d);
+	env.dry_run = true;
+	bool need_events = feed_wanted(d, FEED_EVENTS) ||
+	                   (feed_wanted(d, FEED_SALES) && d->cfg->sales.n_event_codes == 0);
+	if (r == 0 && need_events) {
+		env.sink = audit_sink(a, FEED_EVENTS);
+		if (!(d->events = feed_new(FEED_EVENTS, &env)))
+			r = -ENOMEM;
+	}
+	if (r == 0 && feed_wanted(d, FEED_SALES)) {
+		env.sink = audit_sink(a, FEED_SALES);
+		if (!(d->sales = feed_new(FEED_SALES, &env)))
+			r = -ENOMEM;
+	}
+	if (r == 0)
+		log_info("Google credentials: %s", gauth_describe(d->cl->auth));
+	if (r == 0)
+		r = ensure_key(d);
+	if (r == 0)
+		r = bq_check_dataset(d->cl->bq);
+	if (r == 0)
+		r = audit_run(a, d->events, d->sales, stdout);
+	audit_free(a);
+	if (r >= 0)
+		return r;
+	if (r == -ETIMEDOUT || r == -ECANCELED)
+		return EX_TEMPFAIL;
+	return r == -EINVAL ? EX_CONFIG : exit_status_for(r);
+}
+
 static int run_loop(struct daemon *d)
 {
 	loop_set_reload(d->loop, reload, d);
@@ -627,7 +672,7 @@ int daemon_run(struct config *cfg, const struct daemon_options *o)
 		d.trust_ms = strtoull(trust, NULL, 10);
 	int status;
 
-	d.policy = o->once ? (struct http_policy){DAEMON_ONCE_ATTEMPTS, DAEMON_ONCE_BUDGET_MS}
+	d.policy = o->once || o->audit ? (struct http_policy){DAEMON_ONCE_ATTEMPTS, DAEMON_ONCE_BUDGET_MS}
 	                   : (struct http_policy){DAEMON_HTTP_ATTEMPTS, DAEMON_HTTP_BUDGET_MS};
 	/* The loop owns the signals in every mode: --once must stop promptly too. */
 	d.loop = loop_new();
@@ -636,8 +681,10 @@ int daemon_run(struct config *cfg, const struct daemon_options *o)
 		config_free(cfg);
 		return EX_OSERR;
 	}
-	int r = startup(&d);
-	if (r < 0) {
+	int r = o->audit ? 0 : startup(&d);
+	if (o->audit) {
+		status = run_audit(&d);
+	} else if (r < 0) {
 		if (r != -ECANCELED)
 			log_error("start-up failed: %s", strerror(-r));
 		if (r == -ECANCELED)

@@ -19,10 +19,14 @@ struct daemon_options {
 	bool dry_run;
 	const char *feed; /* NULL: every enabled feed */
 	int log_level;    /* -1: from the configuration */
+	bool audit;       /* --audit (audit.h) */
+	bool audit_json;  /* --json */
+	bool audit_wait;  /* --wait */
 };
 
-/* Run until stopped (or one cycle with --once). Takes ownership of cfg.
- * Returns the process exit status (sysexits). */
+/* Run until stopped (or one cycle with --once, or the audit). Takes
+ * ownership of cfg. Returns the process exit status (sysexits; the audit
+ * also 1: something is missing, duplicated or stale). */
 int daemon_run(struct config *cfg, const struct daemon_options *o);
 
 #endif

@@ -381,7 +381,7 @@ static bool line_change_id(const char *key, size_t klen, const char *fp, size_t 
                            const char *at, size_t atlen, char id[KEYSET_MAX_KEY_LEN + 1])
 {
 	int64_t us;
-	uint64_t v = feed_fingerprint_parse(fp, fplen);
+	uint64_t v = schema_fingerprint_parse(fp, fplen);
 	return v && feed_observed_parse(at, atlen, &us) == 0 &&
 	       feed_change_id(key, klen, v, us, id) == 0;
 }
@@ -441,7 +441,7 @@ static int take_spooled_version(struct feed *f, const json_t *row, const char *k
 	if (!base->track)
 		return 0;
 	const json_t *fp = json_object_get(row, SCHEMA_FINGERPRINT);
-	uint64_t v = feed_fingerprint_parse(json_string_value(fp), json_string_length(fp));
+	uint64_t v = schema_fingerprint_parse(json_string_value(fp), json_string_length(fp));
 	if (f->base && f->latest && keyset_get(f->latest, key, strlen(key), &newest) &&
 	    (int64_t)newest >= us)
 		return 0;

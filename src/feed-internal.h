@@ -79,8 +79,6 @@ int feed_dead_letter(struct feed *f, const json_t *row, const char *reason, cons
 #define FEED_CHANGE_ID_LEN 64
 int feed_change_id(const char *key, size_t klen, uint64_t fp, int64_t observed_us,
                    char out[KEYSET_MAX_KEY_LEN + 1]);
-/* "0123456789abcdef" -> fingerprint; 0 when it is not 16 hex digits. */
-uint64_t feed_fingerprint_parse(const char *hex, size_t len);
 /* "2026-12-04T23:10:14.123456Z" (as the daemon writes _observed_at) -> Unix
  * microseconds. 0 or -EINVAL. */
 int feed_observed_parse(const char *text, size_t len, int64_t *us);

@@ -32,6 +32,14 @@
 
 enum feed_kind { FEED_EVENTS, FEED_SALES };
 
+/* --audit: every row read from the source and coerced, known or not, goes
+ * here instead of on (line: its compact BigQuery JSON, without the columns
+ * the daemon adds, not NUL-terminated). 0 or negative errno. */
+struct feed_sink {
+	int (*row)(const char *key, size_t klen, const char *line, size_t len, void *ud);
+	void *ud;
+};
+
 /* What the daemon lends every feed; the pointers may change between polls. */
 struct feed_env {
 	const struct config *cfg;
@@ -42,6 +50,7 @@ struct feed_env {
 	uint64_t trust_ms;    /* insertId de-duplication trusted this long (FEED_DEDUP_TRUST_MS) */
 	bool dry_run;         /* print new rows to dry_out, write no state */
 	FILE *dry_out;
+	const struct feed_sink *sink; /* --audit (with dry_run): every row goes there */
 };
 
 /* Result of one poll, logged and exported as metrics. */
@@ -79,6 +88,9 @@ int feed_seed(struct feed *f);
  * spooled events go into the calendar. A segment that cannot be read is set
  * aside with an error. 0, or negative errno with rows still spooled. */
 int feed_replay(struct feed *f);
+/* STATE_DIR/last-poll-FEED: the start (Unix seconds) of the last poll that
+ * read every row the source served and spooled or dead-lettered each. */
+#define FEED_LAST_POLL_PREFIX "last-poll-"
 /* One poll. Fills *st; 0 or the negative errno of the failure. */
 int feed_poll(struct feed *f, struct feed_stats *st);
 

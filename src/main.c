@@ -22,12 +22,14 @@ struct options {
 	const char *feed; /* NULL = every enabled feed */
 	bool check_config;
 	int log_level; /* -1 = from the file */
+	bool audit, json, wait;
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 	        "Usage: seetickets-bq [-c FILE] [--once] [--dry-run] [--feed sales|events]\n"
+	        "                     [--audit [--json] [--wait]]\n"
 	        "                     [--check-config] [--log-level LEVEL] [-V|--version] "
 	        "[-h|--help]\n"
 	        "\n"
@@ -38,7 +40,11 @@ static void usage(FILE *f)
 	        "spool, exit\n"
 	        "      --dry-run        like --once, but print the new rows as NDJSON and insert "
 	        "nothing\n"
-	        "      --feed NAME      limit --once/--dry-run to 'sales' or 'events'\n"
+	        "      --feed NAME      limit --once/--dry-run/--audit to 'sales' or 'events'\n"
+	        "      --audit          compare the source with BigQuery: missing, duplicated,\n"
+	        "                       stale rows; inserts nothing, may run beside the service\n"
+	        "      --json           --audit: print one JSON document\n"
+	        "      --wait           --audit: wait for the service's next poll to confirm\n"
 	        "      --check-config   validate the configuration file and exit\n"
 	        "      --log-level L    debug, info, notice, warning or error (overrides the "
 	        "file)\n"
@@ -47,14 +53,16 @@ static void usage(FILE *f)
 	        "\n"
 	        "Without --once or --dry-run it runs as a daemon in the foreground until SIGTERM.\n"
 	        "Exit status: 0 ok, 64 usage, 69 service unavailable, 75 temporary failure, 78 "
-	        "configuration.\n",
+	        "configuration;\n"
+	        "--audit: 1 when rows are missing, duplicated or stale.\n",
 	        CONFIG_DEFAULT_PATH);
 }
 
 /* Returns 0, or EX_USAGE after printing why. */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_ONCE = 256, OPT_DRY_RUN, OPT_FEED, OPT_CHECK, OPT_LOG_LEVEL };
+	enum { OPT_ONCE = 256, OPT_DRY_RUN, OPT_FEED, OPT_CHECK, OPT_LOG_LEVEL, OPT_AUDIT, OPT_JSON,
+	       OPT_WAIT };
 	static const struct option longopts[] = {
 	        {"config", required_argument, NULL, 'c'},
 	        {"once", no_argument, NULL, OPT_ONCE},
@@ -62,6 +70,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 	        {"feed", required_argument, NULL, OPT_FEED},
 	        {"check-config", no_argument, NULL, OPT_CHECK},
 	        {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+	        {"audit", no_argument, NULL, OPT_AUDIT},
+	        {"json", no_argument, NULL, OPT_JSON},
+	        {"wait", no_argument, NULL, OPT_WAIT},
 	        {"version", no_argument, NULL, 'V'},
 	        {"help", no_argument, NULL, 'h'},
 	        {NULL, 0, NULL, 0},
@@ -95,6 +106,15 @@ static int parse_args(int argc, char **argv, struct options *o)
 		case OPT_CHECK:
 			o->check_config = true;
 			break;
+		case OPT_AUDIT:
+			o->audit = true;
+			break;
+		case OPT_JSON:
+			o->json = true;
+			break;
+		case OPT_WAIT:
+			o->wait = true;
+			break;
 		case OPT_LOG_LEVEL:
 			o->log_level = log_level_parse(optarg);
 			if (o->log_level < 0) {
@@ -127,8 +147,17 @@ static int parse_args(int argc, char **argv, struct options *o)
 		usage(stderr);
 		return EX_USAGE;
 	}
-	if (o->feed && !o->once) {
-		fprintf(stderr, "seetickets-bq: --feed works with --once or --dry-run\n");
+	if (o->feed && !o->once && !o->audit) {
+		fprintf(stderr, "seetickets-bq: --feed works with --once, --dry-run or --audit\n");
+		return EX_USAGE;
+	}
+	if ((o->json || o->wait) && !o->audit) {
+		fprintf(stderr, "seetickets-bq: --json and --wait work with --audit only\n");
+		return EX_USAGE;
+	}
+	if (o->audit && (o->once || o->check_config)) {
+		fprintf(stderr, "seetickets-bq: --audit cannot be combined with --once, --dry-run or "
+		                "--check-config\n");
 		return EX_USAGE;
 	}
 	if (o->check_config && o->once) {
@@ -184,6 +213,9 @@ int main(int argc, char **argv)
 	        .dry_run = opts.dry_run,
 	        .feed = opts.feed,
 	        .log_level = opts.log_level,
+	        .audit = opts.audit,
+	        .audit_json = opts.json,
+	        .audit_wait = opts.wait,
 	};
 	http_global_init();
 	r = daemon_run(cfg, &dopts);

@@ -173,6 +173,21 @@ uint64_t schema_fingerprint(const char *text, size_t len)
 	return h ? h : 1;
 }
 
+uint64_t schema_fingerprint_parse(const char *hex, size_t len)
+{
+	uint64_t v = 0;
+	if (!hex || len != 16)
+		return 0;
+	for (size_t i = 0; i < 16; i++) {
+		char c = hex[i];
+		int d = c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+		if (d < 0)
+			return 0;
+		v = v << 4 | (uint64_t)d;
+	}
+	return v;
+}
+
 /* The original schema files declared these as TIMESTAMP; existing tables may still be so. */
 static const char *const timestamp_ok_columns[] = {"date", "eventDate", "starts"};
 

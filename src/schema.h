@@ -53,6 +53,9 @@ extern const struct schema schema_events_changes;
  * computes the same one (it is stored in BigQuery). Never 0, which stands for
  * "no fingerprint known". */
 uint64_t schema_fingerprint(const char *text, size_t len);
+/* "0123456789abcdef" (as stored in _fingerprint) -> fingerprint; 0 when it is
+ * not 16 lowercase hex digits. */
+uint64_t schema_fingerprint_parse(const char *hex, size_t len);
 
 /* Coerce one API row into a BigQuery row: a JSON object with exactly the schema's column names,
  * absent values null. Borrows api_row. Returns 0 and a new reference in *out; -EINVAL with a

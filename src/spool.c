@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <stdbool.h>
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
@@ -92,7 +93,7 @@ int spool_rescan(struct spool *sp)
 	return r;
 }
 
-int spool_open(const char *state_dir, const char *feed, struct spool **out)
+static int open_spool(const char *state_dir, const char *feed, bool readonly, struct spool **out)
 {
 	struct spool *sp = calloc(1, sizeof(*sp));
 	int r;
@@ -108,15 +109,27 @@ int spool_open(const char *state_dir, const char *feed, struct spool **out)
 		spool_free(sp);
 		return -ENOMEM;
 	}
-	r = util_mkdir_p(sp->dir, 0750);
+	r = readonly ? 0 : util_mkdir_p(sp->dir, 0750);
 	if (r == 0)
 		r = spool_rescan(sp);
+	if (r == -ENOENT && readonly)
+		r = 0; /* no spool yet: nothing waits */
 	if (r < 0) {
 		spool_free(sp);
 		return r;
 	}
 	*out = sp;
 	return 0;
+}
+
+int spool_open(const char *state_dir, const char *feed, struct spool **out)
+{
+	return open_spool(state_dir, feed, false, out);
+}
+
+int spool_open_readonly(const char *state_dir, const char *feed, struct spool **out)
+{
+	return open_spool(state_dir, feed, true, out);
 }
 
 void spool_free(struct spool *sp)

@@ -19,6 +19,10 @@ struct spool;
 
 /* Open (creating) DIR/spool for `feed`. 0 and *out, or -errno. */
 int spool_open(const char *state_dir, const char *feed, struct spool **out);
+/* The same for looking only (--audit, beside a running daemon): nothing is
+ * created, a missing directory is an empty spool; use the reading calls
+ * alone. A segment may be retired by the daemon while it is read. */
+int spool_open_readonly(const char *state_dir, const char *feed, struct spool **out);
 void spool_free(struct spool *sp); /* closes an open segment; accepts NULL */
 
 /* Start a new segment; rows of one poll go into one segment. 0 or -errno. */

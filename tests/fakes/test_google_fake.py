@@ -6,6 +6,7 @@ success and error paths.  Every successful Google API response is also walked ag
 discovery document's schema for that method (tests/contracts/*.discovery.json)."""
 
 import base64
+import datetime
 import http.client
 import json
 import os
@@ -1469,6 +1470,501 @@ def test_queries(f):
     f.ctl("POST", "settings", {"query_incomplete_polls": 0})
 
 
+def micros(ts):
+    """An ISO-8601 UTC time ("...Z") as microseconds since the epoch."""
+    dt = datetime.datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+    return (dt - epoch) // datetime.timedelta(microseconds=1)
+
+
+def current_view_sql(base, key, names):
+    """The daemon's TABLE_current view (src/feed.c feed_current_view_sql)."""
+    cols = "".join("`%s`, " % n for n in names) + "_fingerprint"
+    return (
+        "SELECT %s, _observed_at FROM (SELECT %s, _observed_at, ROW_NUMBER() OVER (PARTITION BY "
+        "`%s` ORDER BY _observed_at DESC, _fingerprint DESC) AS _version FROM (SELECT %s, "
+        "CAST(NULL AS TIMESTAMP) AS _observed_at FROM `%s.%s.%s` UNION ALL SELECT %s, "
+        "_observed_at FROM `%s.%s.%s_changes`)) WHERE _version = 1"
+        % (cols, cols, key, cols, P, D, base, cols, P, D, base)
+    )
+
+
+def test_track_changes(f):
+    """tables.patch, views and the queries of the daemon's track_changes mode."""
+    sales = schema_of(SALES_FIELDS)
+    events = schema_of(EVENTS_FIELDS)
+    fp = {"name": "_fingerprint", "type": "STRING", "mode": "NULLABLE"}
+    obs = {"name": "_observed_at", "type": "TIMESTAMP", "mode": "NULLABLE"}
+    t1, t2, t3 = "2026-12-04T23:10:14.123456Z", "2026-12-04T23:11:00Z", "2026-12-05T08:00:00.5Z"
+
+    def create(tid, fields):
+        body = {"tableReference": {"projectId": P, "datasetId": D, "tableId": tid}}
+        body["schema"] = {"fields": fields}
+        return f.bq("POST", "datasets/%s/tables" % D, body, conf="bigquery.tables.insert")
+
+    def patch(tid, body):
+        return f.bq("PATCH", "datasets/%s/tables/%s" % (D, tid), body, conf="bigquery.tables.patch")
+
+    def create_view(tid, sql, **view):
+        body = {
+            "tableReference": {"projectId": P, "datasetId": D, "tableId": tid},
+            "view": dict({"query": sql}, **view),
+        }
+        return f.bq("POST", "datasets/%s/tables" % D, body, conf="bigquery.tables.insert")
+
+    def cells(j):
+        return [[c["v"] for c in r["f"]] for r in j.get("rows", [])]
+
+    def names_types(j):
+        return [(x["name"], x["type"]) for x in j.get("schema", {}).get("fields", [])]
+
+    def keys_param(*keys):
+        return {
+            "parameterMode": "NAMED",
+            "queryParameters": [
+                {
+                    "name": "keys",
+                    "parameterType": {"type": "ARRAY", "arrayType": {"type": "STRING"}},
+                    "parameterValue": {"arrayValues": [{"value": k} for k in keys]},
+                }
+            ],
+        }
+
+    # tables.patch --------------------------------------------------------------------------
+    create("tc_sales", sales)
+    create("tc_events", events)
+    f.ctl(
+        "POST",
+        "tables/%s/%s/tc_sales/rows" % (P, D),
+        {"rows": [{"uniqueCode": k, "sold": 1} for k in ("K1", "K2", "K3", "K4", "K6")]},
+    )
+    f.ctl(
+        "POST",
+        "tables/%s/%s/tc_events/rows" % (P, D),
+        {"rows": [{"id": "E1", "starts": "2026-06-01T19:30:00"}, {"id": None, "name": "no id"}]},
+    )
+    st, j = patch("tc_sales", {"schema": {"fields": sales + [fp]}})
+    T.ok(
+        st == 200
+        and j["schema"]["fields"] == sales + [fp]
+        and j["type"] == "TABLE"
+        and j["numRows"] == "5",
+        "tables.patch appends a NULLABLE column",
+        j,
+    )
+    st, j = f.bq("GET", "datasets/%s/tables/tc_sales" % D, conf="bigquery.tables.get")
+    rows = rows_of(f, "tc_sales")["rows"]
+    T.ok(
+        st == 200
+        and j["schema"]["fields"][-1] == fp
+        and len(rows) == 5
+        and not any("_fingerprint" in r for r in rows),
+        "tables.get shows the new column; the rows there before have it null",
+        (j, rows),
+    )
+    st, j = insert_all(
+        f, "tc_sales", [{"json": {"uniqueCode": "K5", "sold": 2, "_fingerprint": "f5"}}]
+    )
+    st2, j2 = query(
+        f,
+        "SELECT uniqueCode, _fingerprint FROM `%s.%s.tc_sales` WHERE uniqueCode IN ('K1', 'K5') "
+        "ORDER BY uniqueCode" % (P, D),
+    )
+    T.ok(
+        st == 200
+        and "insertErrors" not in j
+        and cells(j2) == [["K1", None], ["K5", "f5"]]
+        and names_types(j2) == [("uniqueCode", "STRING"), ("_fingerprint", "STRING")],
+        "insertAll and queries use the added column",
+        (j, j2),
+    )
+    st, j = patch("tc_events", {"schema": {"fields": events + [fp]}})
+    T.ok(st == 200 and j["schema"]["fields"][-1] == fp, "tables.patch of events", j)
+    head = "Provided Schema does not match Table %s:%s.tc_sales. " % (P, D)
+    retyped = [dict(x, type="STRING") if x["name"] == "sold" else x for x in sales + [fp]]
+    st, j = patch("tc_sales", {"schema": {"fields": retyped}})
+    T.ok(
+        st == 400
+        and err_reason(j) == "invalid"
+        and err_message(j) == head + "Field sold has changed type from INTEGER to STRING",
+        "tables.patch refuses to retype a column: 400 invalid",
+        j,
+    )
+    st, j = patch("tc_sales", {"schema": {"fields": [x for x in sales if x["name"] != "sold"]}})
+    T.ok(
+        st == 400
+        and err_reason(j) == "invalid"
+        and err_message(j) == head + "Field sold is missing in new schema",
+        "tables.patch refuses to drop a column: 400 invalid",
+        j,
+    )
+    req = {"name": "must", "type": "STRING", "mode": "REQUIRED"}
+    st, j = patch("tc_sales", {"schema": {"fields": sales + [fp, req]}})
+    T.ok(
+        st == 400
+        and err_reason(j) == "invalid"
+        and err_message(j)
+        == head + "Cannot add required fields to an existing schema. (field: must)",
+        "tables.patch refuses to add a REQUIRED column: 400 invalid",
+        j,
+    )
+    st, j = patch("tc_sales", {"schema": {"fields": sales + [dict(fp, mode="REQUIRED")]}})
+    T.ok(
+        st == 400 and err_reason(j) == "invalid" and "has changed mode" in err_message(j),
+        "tables.patch refuses to make a column REQUIRED: 400 invalid",
+        j,
+    )
+    st, j = f.bq("GET", "datasets/%s/tables/tc_sales" % D, conf="bigquery.tables.get")
+    T.eq(j["schema"]["fields"], sales + [fp], "a refused tables.patch changes nothing")
+    st, j = patch("tc_nope", {"schema": {"fields": sales}})
+    T.ok(
+        st == 404
+        and err_reason(j) == "notFound"
+        and err_message(j) == "Not found: Table %s:%s.tc_nope" % (P, D),
+        "tables.patch of a missing table: 404 notFound",
+        j,
+    )
+
+    # _changes tables: TIMESTAMP columns by insertAll and by load job -----------------------
+    create("tc_sales_changes", sales + [fp, obs])
+    create("tc_events_changes", events + [fp, obs])
+
+    def change(code, fingerprint, at):
+        return {
+            "json": {"uniqueCode": code, "sold": 9, "_fingerprint": fingerprint, "_observed_at": at}
+        }
+
+    st, j = insert_all(
+        f,
+        "tc_sales_changes",
+        [
+            change("K2", "c2a", t1),
+            change("K2", "c2b", t2),  # later: K2's current version
+            change("K3", "c3", t1),
+            change("K3", "b3", t2),  # K3 changed back to its base fingerprint
+        ],
+    )
+    T.ok(st == 200 and "insertErrors" not in j, "insertAll of TIMESTAMP strings", j)
+    nd = b"".join(
+        json.dumps(c["json"]).encode() + b"\n"
+        for c in (change("K6", "a", t3), change("K6", "b", t3), change("K4", "d4", t1))
+    )
+    st, j = load_job(f, "tc_changes_load", nd, table="tc_sales_changes")
+    st, j = f.bq("GET", "jobs/tc_changes_load?location=EU", conf="bigquery.jobs.get")
+    T.ok(
+        st == 200
+        and j["status"] == {"state": "DONE"}
+        and j["statistics"]["load"]["outputRows"] == "3",
+        "load job of TIMESTAMP strings",
+        j,
+    )
+    st, j = insert_all(
+        f,
+        "tc_events_changes",
+        [
+            {
+                "json": {
+                    "id": "E1",
+                    "starts": "2026-07-01T20:00:00",
+                    "_fingerprint": "e1b",
+                    "_observed_at": t1,
+                }
+            }
+        ],
+    )
+
+    # views ---------------------------------------------------------------------------------
+    sql = current_view_sql("tc_sales", "uniqueCode", [x["name"] for x in sales])
+    st, j = create_view("tc_sales_current", sql)
+    T.ok(
+        st == 400 and err_reason(j) == "invalid",
+        "a view without useLegacySql (legacy SQL by default): 400 invalid",
+        j,
+    )
+    st, j = create_view("tc_sales_current", "SELEC uniqueCode FROM x", useLegacySql=False)
+    T.ok(st == 400 and err_reason(j) == "invalid", "a view whose SQL does not parse: 400", j)
+    st, j = create_view(
+        "tc_sales_current", sql.replace("tc_sales_changes", "tc_nope"), useLegacySql=False
+    )
+    T.ok(
+        st == 400 and err_reason(j) == "invalid" and "tc_nope" in err_message(j),
+        "a view of a missing table: 400 invalid",
+        j,
+    )
+    st, j = create_view(
+        "tc_sales_current",
+        "SELECT uniqueCode, nope FROM `%s.%s.tc_sales`" % (P, D),
+        useLegacySql=False,
+    )
+    T.ok(
+        st == 400
+        and err_reason(j) == "invalid"
+        and err_message(j) == "Unrecognized name: nope at [1:20]",
+        "a view naming a missing column: 400 invalid",
+        j,
+    )
+    st, j = f.bq("GET", "datasets/%s/tables/tc_sales_current" % D)
+    T.ok(st == 404, "a refused view is not created", j)
+    st, j = create_view("tc_sales_current", sql, useLegacySql=False)
+    want_schema = [dict(x, mode="NULLABLE") for x in sales + [fp, obs]]
+    T.ok(
+        st == 200
+        and j["type"] == "VIEW"
+        and j["view"] == {"query": sql, "useLegacySql": False}
+        and j["schema"]["fields"] == want_schema
+        and j["numRows"] == "0"
+        and "streamingBuffer" not in j,
+        "tables.insert of a view: type VIEW, its query, schema derived from the query",
+        j,
+    )
+    st, j = f.bq("GET", "datasets/%s/tables/tc_sales_current" % D, conf="bigquery.tables.get")
+    T.ok(
+        st == 200
+        and j["type"] == "VIEW"
+        and j["view"]["query"] == sql
+        and j["schema"]["fields"][-1] == obs,
+        "tables.get of a view (CAST(NULL AS TIMESTAMP) typed TIMESTAMP)",
+        j,
+    )
+    st, j = create_view("tc_sales_current", sql, useLegacySql=False)
+    T.ok(st == 409 and err_reason(j) == "duplicate", "a view that exists: 409 duplicate", j)
+    esql = current_view_sql("tc_events", "id", [x["name"] for x in events])
+    st, j = create_view("tc_events_current", esql, useLegacySql=False)
+    T.ok(st == 200 and j["type"] == "VIEW", "the events view", j)
+
+    st, j = query(
+        f,
+        "SELECT uniqueCode, _fingerprint, _observed_at, sold FROM `%s.%s.tc_sales_current` "
+        "ORDER BY uniqueCode" % (P, D),
+    )
+    got = cells(j)
+    T.eq(
+        got,
+        [
+            ["K1", None, None, "1"],  # base row only
+            ["K2", "c2b", "1.79642586E9", "9"],  # the later of two changes
+            ["K3", "b3", "1.79642586E9", "9"],  # changed back: the later change wins
+            ["K4", "d4", "1.796425814123456E9", "9"],  # a change beats the base row (NULL last)
+            ["K5", "f5", None, "2"],
+            ["K6", "b", "1.7964576005E9", "9"],  # same _observed_at: larger _fingerprint
+        ],
+        "the view gives each key's latest version",
+    )
+    T.eq(
+        names_types(j),
+        [
+            ("uniqueCode", "STRING"),
+            ("_fingerprint", "STRING"),
+            ("_observed_at", "TIMESTAMP"),
+            ("sold", "INTEGER"),
+        ],
+        "query of the view: column types",
+    )
+    st, j = query(
+        f,
+        "SELECT uniqueCode, _observed_at FROM `%s.%s.tc_sales_current` WHERE uniqueCode "
+        "IN ('K1', 'K2') ORDER BY _observed_at DESC" % (P, D),
+        formatOptions={"useInt64Timestamp": True},
+    )
+    T.eq(
+        cells(j),
+        [["K2", str(micros(t2))], ["K1", None]],
+        "ORDER BY ... DESC puts NULL last; useInt64Timestamp gives microseconds",
+    )
+    view_rows = rows_of(f, "tc_sales_current")
+    T.ok(
+        view_rows["count"] == 6
+        and {
+            "uniqueCode": "K2",
+            "sold": 9,
+            "_fingerprint": "c2b",
+            "_observed_at": "2026-12-04 23:11:00 UTC",
+        }
+        in view_rows["rows"]
+        and {"uniqueCode": "K1", "sold": 1} in view_rows["rows"],
+        "GET /_fake/tables/P/D/VIEW/rows evaluates the view",
+        view_rows,
+    )
+
+    # the daemon's queries ------------------------------------------------------------------
+    st, j = query(
+        f,
+        "SELECT uniqueCode, _fingerprint FROM `%s.%s.tc_sales_current` WHERE uniqueCode IS NOT NULL"
+        % (P, D),
+    )
+    T.ok(
+        st == 200
+        and sorted(cells(j))
+        == [["K1", None], ["K2", "c2b"], ["K3", "b3"], ["K4", "d4"], ["K5", "f5"], ["K6", "b"]]
+        and names_types(j) == [("uniqueCode", "STRING"), ("_fingerprint", "STRING")],
+        "seeding query through the sales view",
+        j,
+    )
+    st, j = query(
+        f,
+        "SELECT id, starts, _fingerprint FROM `%s.%s.tc_events_current` WHERE id IS NOT NULL"
+        % (P, D),
+    )
+    T.ok(
+        st == 200 and cells(j) == [["E1", "2026-07-01T20:00:00", "e1b"]],
+        "seeding query through the events view",
+        j,
+    )
+    st, j = query(
+        f,
+        "SELECT uniqueCode, _fingerprint, UNIX_MICROS(_observed_at) FROM `%s.%s.tc_sales_changes` "
+        "WHERE uniqueCode IN UNNEST(@keys)" % (P, D),
+        **keys_param("K2", "K4", "K9")
+    )
+    T.ok(
+        st == 200
+        and sorted(cells(j))
+        == [
+            ["K2", "c2a", str(micros(t1))],
+            ["K2", "c2b", str(micros(t2))],
+            ["K4", "d4", str(micros(t1))],
+        ]
+        and j["schema"]["fields"]
+        == [
+            {"name": "uniqueCode", "type": "STRING", "mode": "NULLABLE"},
+            {"name": "_fingerprint", "type": "STRING", "mode": "NULLABLE"},
+            {"name": "f0_", "type": "INTEGER", "mode": "NULLABLE"},
+        ],
+        "change lookup: UNIX_MICROS is an INTEGER column f0_, IN UNNEST(@keys)",
+        j,
+    )
+    f.ctl("POST", "tables/%s/%s/tc_sales/rows" % (P, D), {"rows": [{"uniqueCode": "K1"}]})
+    st, j = query(
+        f,
+        "SELECT uniqueCode, COUNT(*) FROM `%s.%s.tc_sales` WHERE uniqueCode IS NOT NULL GROUP BY "
+        "uniqueCode" % (P, D),
+    )
+    T.ok(
+        st == 200
+        and sorted(cells(j))
+        == [["K1", "2"], ["K2", "1"], ["K3", "1"], ["K4", "1"], ["K5", "1"], ["K6", "1"]]
+        and names_types(j) == [("uniqueCode", "STRING"), ("f0_", "INTEGER")],
+        "audit count: GROUP BY key, COUNT(*) an INTEGER column f0_",
+        j,
+    )
+    insert_all(f, "tc_sales_changes", [change("K2", "c2b", t2)])
+    st, j = query(
+        f,
+        "SELECT uniqueCode, UNIX_MICROS(_observed_at), COUNT(*) FROM `%s.%s.tc_sales_changes` "
+        "WHERE uniqueCode IS NOT NULL GROUP BY uniqueCode, _observed_at HAVING COUNT(*) > 1"
+        % (P, D),
+    )
+    T.ok(
+        st == 200
+        and sorted(cells(j)) == [["K2", str(micros(t2)), "2"], ["K6", str(micros(t3)), "2"]]
+        and names_types(j) == [("uniqueCode", "STRING"), ("f0_", "INTEGER"), ("f1_", "INTEGER")],
+        "audit duplicates: GROUP BY key, _observed_at HAVING COUNT(*) > 1 (f0_, f1_)",
+        j,
+    )
+
+    # what the fake refuses rather than answer differently ----------------------------------
+    for what, bad in (
+        ("SELECT * EXCEPT", "SELECT * EXCEPT (_version) FROM `%s.%s.tc_sales_current`"),
+        (
+            "QUALIFY",
+            "SELECT uniqueCode FROM `%s.%s.tc_sales_changes` QUALIFY ROW_NUMBER() OVER "
+            "(PARTITION BY uniqueCode ORDER BY _observed_at DESC) = 1",
+        ),
+        ("LIKE", "SELECT uniqueCode FROM `%s.%s.tc_sales` WHERE uniqueCode LIKE 'K%%'"),
+        (
+            "a JOIN",
+            "SELECT a.uniqueCode FROM `%s.%s.tc_sales` a JOIN `%s.%s.tc_sales` b USING (uniqueCode)",
+        ),
+        ("DML", "DELETE FROM `%s.%s.tc_sales` WHERE TRUE"),
+    ):
+        st, j = query(f, bad.replace("%s.%s", "%s.%s" % (P, D)))
+        T.ok(
+            st == 400
+            and err_reason(j) == "invalidQuery"
+            and "Not supported by this fake" in err_message(j),
+            "%s is refused: 400 invalidQuery" % what,
+            j,
+        )
+    st, j = query(f, "SELECT uniqueCode, sold FROM `%s.%s.tc_sales` GROUP BY uniqueCode" % (P, D))
+    T.ok(
+        st == 400
+        and err_reason(j) == "invalidQuery"
+        and err_message(j).startswith(
+            "SELECT list expression references column sold which is neither grouped nor aggregated"
+        ),
+        "an ungrouped column: 400 invalidQuery as BigQuery says it",
+        j,
+    )
+    st, j = query(f, "SELECT sold FROM `%s.%s.tc_sales` WHERE sold = '1'" % (P, D))
+    T.ok(
+        st == 400
+        and err_reason(j) == "invalidQuery"
+        and err_message(j).startswith(
+            "No matching signature for operator = for argument types: INT64, STRING"
+        ),
+        "INT64 = STRING: 400 invalidQuery (SQLite would compare them)",
+        j,
+    )
+
+    # writing to a view ----------------------------------------------------------------------
+    st, j = insert_all(f, "tc_sales_current", [{"json": {"uniqueCode": "V1"}}])
+    T.ok(
+        st == 400
+        and err_reason(j) == "invalid"
+        and err_message(j) == "Cannot add rows to a table of type VIEW.",
+        "insertAll into a view: 400 invalid",
+        j,
+    )
+    st, j = f.bq("GET", "datasets/%s/tables/tc_sales_current/data" % D)
+    T.ok(st == 400 and err_reason(j) == "invalid", "tabledata.list of a view: 400 invalid", j)
+    load_job(f, "tc_view_load", b'{"uniqueCode":"V1"}\n', table="tc_sales_current")
+    st, j = f.bq("GET", "jobs/tc_view_load?location=EU", conf="bigquery.jobs.get")
+    T.ok(
+        st == 200
+        and j["status"]["state"] == "DONE"
+        and j["status"]["errorResult"]["reason"] == "invalid",
+        "a load job into a view ends DONE with errorResult invalid",
+        j,
+    )
+
+    # patching and stacking views ------------------------------------------------------------
+    other = "SELECT uniqueCode FROM `%s.%s.tc_sales`" % (P, D)
+    st, j = patch("tc_sales_current", {"view": {"query": other, "useLegacySql": False}})
+    T.ok(
+        st == 200
+        and j["view"]["query"] == other
+        and j["schema"]["fields"] == [{"name": "uniqueCode", "type": "STRING", "mode": "NULLABLE"}],
+        "tables.patch of a view replaces its query and schema",
+        j,
+    )
+    st, j = patch(
+        "tc_sales_current",
+        {"view": {"query": "SELECT nope FROM `%s.%s.tc_sales`" % (P, D), "useLegacySql": False}},
+    )
+    T.ok(st == 400 and err_reason(j) == "invalid", "tables.patch of a view checks the query", j)
+    st, j = patch("tc_sales_current", {"view": {"query": sql, "useLegacySql": False}})
+    T.ok(st == 200 and j["view"]["query"] == sql, "tables.patch of a view back", j)
+    st, j = patch("tc_sales", {"view": {"query": other, "useLegacySql": False}})
+    T.ok(st == 400 and err_reason(j) == "invalid", "tables.patch cannot make a table a view", j)
+    v = f.ctl(
+        "POST",
+        "tables",
+        {
+            "project": P,
+            "dataset": D,
+            "table": "tc_latest_codes",
+            "view": "SELECT uniqueCode AS code FROM `%s.%s.tc_sales_current` WHERE _observed_at IS "
+            "NOT NULL" % (P, D),
+        },
+    )
+    st, j = query(f, "SELECT code FROM `%s.%s.tc_latest_codes` ORDER BY code" % (P, D))
+    T.ok(
+        v["type"] == "VIEW" and cells(j) == [["K2"], ["K3"], ["K4"], ["K6"]],
+        "POST /_fake/tables with a view; a view of a view",
+        (v, j),
+    )
+
+
 def test_paging(f):
     f.ctl(
         "POST",
@@ -2392,6 +2888,7 @@ def test_conformance():
         "bigquery.datasets.get",
         "bigquery.tables.get",
         "bigquery.tables.insert",
+        "bigquery.tables.patch",
         "bigquery.tabledata.insertAll",
         "bigquery.tabledata.list",
         "bigquery.jobs.query",
@@ -2438,6 +2935,7 @@ def main():
         timed(test_insert_all, f, narrow)
         timed(test_faults, f)
         timed(test_queries, f)
+        timed(test_track_changes, f)
         timed(test_paging, f)
         timed(test_tabledata_list, f, narrow)
         timed(test_load_jobs, f)

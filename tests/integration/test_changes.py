@@ -1,0 +1,291 @@
+#!/usr/bin/python3
+"""track_changes through the real binary and the fakes: every distinct
+version of a known row reaches TABLE_changes exactly once, TABLE_current
+shows the latest, the same version seen again adds nothing, and that holds
+across kill -9, lost acknowledgements, failed inserts, load jobs and
+enabling tracking on tables that already hold rows."""
+import json
+import signal
+import time
+
+from harness import (Daemon, GoogleFake, SeeTicketsFake, Tap, Workdir, run_once, wait_for,
+                     write_config, expected_rows, check_exactly_once)
+
+TRACK = {"sales.track_changes": "true", "events.track_changes": "true"}
+KEYS = {"sales": "uniqueCode", "events": "id"}
+
+
+def setup(w, *st_args, google_args=(), **cfg):
+    g = w.add(GoogleFake(w.path, *google_args))
+    s = w.add(SeeTicketsFake(w.path, *st_args))
+    over = dict(TRACK)
+    over.update(cfg)
+    return g, s, write_config(w.path, g, s, **over)
+
+
+def once_ok(w, cfg, *args):
+    rc, out, err = run_once(w.path, cfg, "--once", *args)
+    assert rc == 0, f"--once exit {rc}: {err[-3000:]}"
+    return err
+
+
+def update(s, feed, key, **fields):
+    n = s.post("/_fake/update", {"feed": feed, "key": key, "set": fields})["updated"]
+    assert n >= 1, (feed, key)
+
+
+def history(g, feed, key):
+    """Every version of a key: the base row, then the changes by _observed_at."""
+    k = KEYS[feed]
+    base = [r for r in g.rows(feed) if r[k] == key]
+    ch = sorted((r for r in g.rows(feed + "_changes") if r[k] == key),
+                key=lambda r: r["_observed_at"])
+    return base, ch
+
+
+def check_versions(g, feed):
+    """Exactly-once for versions: no (key, _observed_at) twice, and no key
+    with the same version twice in a row (a version recorded again)."""
+    k = KEYS[feed]
+    rows = g.rows(feed + "_changes")
+    seen = set()
+    for r in rows:
+        ident = (r[k], r["_observed_at"])
+        assert ident not in seen, f"{feed}: change row {ident} stored twice"
+        seen.add(ident)
+        assert r["_fingerprint"] and len(r["_fingerprint"]) == 16, r
+    base = {r[k]: r for r in g.rows(feed)}
+    by_key = {}
+    for r in sorted(rows, key=lambda r: r["_observed_at"]):
+        by_key.setdefault(r[k], []).append(r["_fingerprint"])
+    for key, fps in by_key.items():
+        prev = base[key]["_fingerprint"] if key in base else None
+        for fp in fps:
+            assert fp != prev, f"{feed} {key}: version {fp} recorded twice in a row"
+            prev = fp
+    return rows
+
+
+def current(g, feed):
+    return {r[KEYS[feed]]: r for r in g.rows(feed + "_current")}
+
+
+def check_current_is_source(g, s, feed):
+    """TABLE_current holds every source row once, with the source's values."""
+    want, _ = expected_rows(s, feed)
+    cur = g.rows(feed + "_current")
+    keys = [r[KEYS[feed]] for r in cur]
+    assert len(keys) == len(set(keys)), f"{feed}_current: a key twice"
+    assert set(keys) == set(want), (set(want) ^ set(keys))
+    for r in cur:
+        for col, v in want[r[KEYS[feed]]].items():
+            got = r.get(col)
+            if isinstance(v, float) or isinstance(got, float):
+                assert got is not None and abs(float(got) - float(v)) < 1e-9, (col, got, v)
+            else:
+                assert got == v, f"{feed} {r[KEYS[feed]]}: {col} = {got!r}, expected {v!r}"
+
+
+def test_tables_and_view_are_created_and_first_rows_have_fingerprints():
+    with Workdir("chg-create") as w:
+        g, s, cfg = setup(w)
+        once_ok(w, cfg)
+        for feed in ("sales", "events"):
+            check_exactly_once(g, s, feed)
+            assert g.rows(feed + "_changes") == []
+            assert all(len(r["_fingerprint"]) == 16 for r in g.rows(feed))
+            check_current_is_source(g, s, feed)
+        # The same versions again: nothing is sent.
+        g.call("DELETE", "/_fake/requests")
+        once_ok(w, cfg)
+        assert [r for r in g.requests() if r["path"].endswith("/insertAll")] == []
+
+
+def test_a_postponed_event_ends_up_with_its_new_start_in_events_current():
+    with Workdir("chg-postponed") as w:
+        g, s, cfg = setup(w)
+        once_ok(w, cfg)
+        ev = next(r for r in g.rows("events") if r["starts"])
+        update(s, "events", ev["id"], starts="2031-05-01T20:00:00Z", name="Postponed show")
+        err = once_ok(w, cfg)
+        assert "ROWS_CHANGED=1" in err, err[-2000:]
+        cur = current(g, "events")[ev["id"]]
+        assert cur["starts"] == "2031-05-01T20:00:00Z" and cur["name"] == "Postponed show", cur
+        base, ch = history(g, "events", ev["id"])
+        assert len(base) == 1 and base[0]["starts"] == ev["starts"], base
+        assert len(ch) == 1 and ch[0]["starts"] == "2031-05-01T20:00:00Z", ch
+        check_versions(g, "events")
+        check_current_is_source(g, s, "events")
+
+
+def test_a_confirmed_pending_sale_shows_both_versions_and_the_latest_is_current():
+    with Workdir("chg-pending") as w:
+        g, s, cfg = setup(w)
+        key = s.truth("sales")[5]["uniqueCode"]
+        update(s, "sales", key, isPending=True)
+        once_ok(w, cfg)
+        update(s, "sales", key, isPending=False)
+        once_ok(w, cfg)
+        base, ch = history(g, "sales", key)
+        assert [r["isPending"] for r in base + ch] == [True, False], (base, ch)
+        assert current(g, "sales")[key]["isPending"] is False
+        # Seen again: nothing more.
+        once_ok(w, cfg)
+        assert len(history(g, "sales", key)[1]) == 1
+        check_versions(g, "sales")
+        check_current_is_source(g, s, "sales")
+
+
+def test_a_version_changed_back_and_forth_records_each_change():
+    with Workdir("chg-back") as w:
+        g, s, cfg = setup(w)
+        key = s.truth("sales")[7]["uniqueCode"]
+        update(s, "sales", key, isPending=False)
+        once_ok(w, cfg)
+        for v in (True, False, True):
+            update(s, "sales", key, isPending=v)
+            once_ok(w, cfg)
+        base, ch = history(g, "sales", key)
+        assert [r["isPending"] for r in base + ch] == [False, True, False, True], (base, ch)
+        assert ch[0]["_fingerprint"] == ch[2]["_fingerprint"] != ch[1]["_fingerprint"]
+        assert current(g, "sales")[key]["isPending"] is True
+        check_versions(g, "sales")
+
+
+def test_a_restart_sends_spooled_versions_once_and_records_none_again():
+    with Workdir("chg-restart") as w:
+        g, s, cfg = setup(w)
+        once_ok(w, cfg)
+        keys = [r["uniqueCode"] for r in s.truth("sales")[:6]]
+        for k in keys:
+            update(s, "sales", k, isPending=True, sold=9)
+        # The changes cannot be sent, and one answer is lost after it was stored.
+        g.fault({"lost_ack": True}, path=r"/tables/sales_changes/insertAll", times=1)
+        g.fault({"status": 503}, path=r"/tables/sales_changes/insertAll", times=0)
+        rc, out, err = run_once(w.path, cfg, "--once", "--feed", "sales")
+        assert rc in (69, 75), (rc, err[-2000:])
+        g.clear_faults()
+        once_ok(w, cfg, "--feed", "sales")
+        once_ok(w, cfg, "--feed", "sales")
+        ch = check_versions(g, "sales")
+        assert sorted(r["uniqueCode"] for r in ch) == sorted(keys), ch
+        check_current_is_source(g, s, "sales")
+
+
+def test_kill_9_during_change_cycles_gives_each_version_exactly_once():
+    with Workdir("chg-kill") as w:
+        g, s, cfg = setup(w, **{"sales.interval": "1", "events.interval": "1"})
+        once_ok(w, cfg)
+        truth = [r["uniqueCode"] for r in s.truth("sales")]
+        for round_ in range(4):
+            for k in truth[round_ * 5:(round_ + 1) * 5] + truth[:2]:
+                update(s, "sales", k, sold=10 + round_, isPending=bool(round_ % 2))
+            # Slow changes inserts, so that the kill lands mid-cycle.
+            g.fault({"delay_ms": 700}, path=r"_changes/insertAll", times=0)
+            d = w.add(Daemon(w.path, cfg))
+            d.wait_notify("READY=1", 60)
+            time.sleep(0.8 + 0.4 * round_)
+            d.kill9()
+            g.clear_faults()
+        once_ok(w, cfg)
+        once_ok(w, cfg)
+        check_versions(g, "sales")
+        check_versions(g, "events")
+        check_current_is_source(g, s, "sales")
+        # The two keys changed in every round hold one version per round at most.
+        for k in truth[:2]:
+            base, ch = history(g, "sales", k)
+            assert 1 <= len(ch) <= 4, ch
+
+
+def test_enabling_tracking_on_tables_that_hold_rows_records_each_version_once():
+    with Workdir("chg-enable") as w:
+        g, s, cfg = setup(w, **{"sales.track_changes": "false", "events.track_changes": "false"})
+        once_ok(w, cfg)
+        n = len(g.rows("sales"))
+        assert "_fingerprint" not in g.rows("sales")[0]
+        cfg = write_config(w.path, g, s, **TRACK)
+        err = once_ok(w, cfg)
+        assert "added column _fingerprint" in err, err[-2000:]
+        # The rows from before had no fingerprint: each current version is recorded once.
+        assert len(g.rows("sales_changes")) == n
+        once_ok(w, cfg)
+        assert len(g.rows("sales_changes")) == n
+        key = s.truth("sales")[0]["uniqueCode"]
+        update(s, "sales", key, sold=77)
+        once_ok(w, cfg)
+        assert len(g.rows("sales_changes")) == n + 1
+        check_versions(g, "sales")
+        check_current_is_source(g, s, "sales")
+        check_current_is_source(g, s, "events")
+
+
+def test_load_jobs_carry_changed_versions_too():
+    with Workdir("chg-load") as w:
+        g, s, cfg = setup(w, **{"bigquery.insert_method": '"load"'})
+        once_ok(w, cfg)
+        key = s.truth("sales")[3]["uniqueCode"]
+        update(s, "sales", key, sold=41)
+        once_ok(w, cfg)
+        base, ch = history(g, "sales", key)
+        assert len(ch) == 1 and ch[0]["sold"] == 41, ch
+        check_versions(g, "sales")
+        check_current_is_source(g, s, "sales")
+
+
+def test_dry_run_prints_changed_versions_and_writes_nothing():
+    with Workdir("chg-dry") as w:
+        g, s, cfg = setup(w)
+        once_ok(w, cfg)
+        key = s.truth("sales")[2]["uniqueCode"]
+        update(s, "sales", key, sold=5)
+        rc, out, err = run_once(w.path, cfg, "--dry-run", "--feed", "sales")
+        assert rc == 0, err[-2000:]
+        lines = [json.loads(x) for x in out.splitlines() if x.strip()]
+        assert len(lines) == 1 and lines[0]["uniqueCode"] == key and lines[0]["sold"] == 5, lines
+        assert "_observed_at" in lines[0] and "_fingerprint" in lines[0]
+        assert g.rows("sales_changes") == []
+
+
+def test_the_audit_finds_a_stale_row_only_after_a_poll():
+    with Workdir("chg-audit") as w:
+        g, s, cfg = setup(w, **{"sales.interval": "2", "events.interval": "2"})
+        d = w.add(Daemon(w.path, cfg))
+        d.wait_notify("READY=1", 60)
+        d.wait_notify("STATUS=sales: fetched", 30)
+        rc, out, err = run_once(w.path, cfg, "--audit", "--json")
+        doc = json.loads(out)
+        assert rc == 0 and doc["feeds"]["sales"]["stale"]["count"] == 0, doc
+        # A latest version the service never sent (the running service keeps
+        # its own fingerprints, so it does not mend it): stale.
+        row = dict(g.rows("sales")[4])
+        row["sold"] = 999
+        row["_fingerprint"] = "0123456789abcdef"
+        row["_observed_at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        g.add_rows("sales_changes", [row])
+        rc, out, err = run_once(w.path, cfg, "--audit", "--json", "--feed", "sales", "--wait")
+        doc = json.loads(out)
+        f = doc["feeds"]["sales"]
+        assert rc == 1 and f["stale"]["count"] == 1, (rc, f)
+        assert f["stale"]["examples"] == [row["uniqueCode"]], f
+        d.stop()
+        # Without a poll after the read, the same finding is only "not yet polled".
+        rc, out, err = run_once(w.path, cfg, "--audit", "--json", "--feed", "sales")
+        doc = json.loads(out)
+        assert rc == 0 and doc["feeds"]["sales"]["not_yet_polled"]["count"] == 1, doc
+
+
+if __name__ == "__main__":
+    t = Tap()
+    for fn in (test_kill_9_during_change_cycles_gives_each_version_exactly_once,
+               test_tables_and_view_are_created_and_first_rows_have_fingerprints,
+               test_a_postponed_event_ends_up_with_its_new_start_in_events_current,
+               test_a_confirmed_pending_sale_shows_both_versions_and_the_latest_is_current,
+               test_a_version_changed_back_and_forth_records_each_change,
+               test_a_restart_sends_spooled_versions_once_and_records_none_again,
+               test_enabling_tracking_on_tables_that_hold_rows_records_each_version_once,
+               test_load_jobs_carry_changed_versions_too,
+               test_dry_run_prints_changed_versions_and_writes_nothing,
+               test_the_audit_finds_a_stale_row_only_after_a_poll):
+        t.run(fn)
+    t.done()

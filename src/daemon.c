@@ -238,8 +238,9 @@ static int start_feed(struct daemon *d, struct feed *f)
 	}
 	if (r == 0)
 		r = feed_seed(f);
-	if (r == 0)
-		r = feed_replay(f);
+	if (r < 0)
+		return r; /* without BigQuery's keys every row would look new */
+	r = feed_replay(f);
 	/* Rows that could not be sent yet stay spooled and go with the next poll. */
 	return r == -EAGAIN ? 0 : r;
 }

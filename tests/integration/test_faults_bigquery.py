@@ -93,6 +93,27 @@ def test_load_jobs_deliver_exactly_once_even_with_a_lost_acknowledgement():
         check_exactly_once(g, s, "sales")
 
 
+def test_a_seeding_query_that_keeps_failing_stops_the_start_and_sends_nothing():
+    """Found writing track_changes: a seeding query that failed for good
+    (EAGAIN after its retries) was taken for "rows still spooled" and the
+    start went on with an empty key set, so every row looked new."""
+    from harness import run_once
+    with Workdir("seedfail") as w:
+        g, s, cfg = setup(w, google_args=("--dedup-window", "1"))
+        once_ok(w, cfg)
+        g.call("DELETE", "/_fake/requests")
+        g.fault({"status": 503, "body": {"error": {"code": 503, "message": "backend",
+                 "errors": [{"reason": "backendError", "message": "x"}]}}},
+                path=r"/queries", times=0)
+        rc, out, err = run_once(w.path, cfg, "--once")
+        assert rc == 69, (rc, err[-2000:])
+        assert "seeding from table events failed" in err, err[-2000:]
+        sent = [r for r in g.requests() if r["path"].endswith("/insertAll")]
+        assert sent == [], f"{len(sent)} inserts without the keys of BigQuery"
+        check_exactly_once(g, s, "events")
+        check_exactly_once(g, s, "sales")
+
+
 if __name__ == "__main__":
     t = Tap()
     for fn in (test_bigquery_503_during_insert_is_retried,
@@ -103,6 +124,7 @@ if __name__ == "__main__":
                test_bigquery_payload_limit_splits_batches,
                test_access_token_revoked_mid_run_is_refreshed,
                test_invalid_rows_are_dead_lettered_and_not_retried,
-               test_load_jobs_deliver_exactly_once_even_with_a_lost_acknowledgement):
+               test_load_jobs_deliver_exactly_once_even_with_a_lost_acknowledgement,
+               test_a_seeding_query_that_keeps_failing_stops_the_start_and_sends_nothing):
         t.run(fn)
     t.done()

@@ -2,6 +2,7 @@
 """Run the daemon against the bundled fakes and show the result (scripts/demo)."""
 import json
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -20,7 +21,9 @@ def main():
         g = w.add(harness.GoogleFake(w.path))
         s = w.add(harness.SeeTicketsFake(w.path, "--events", "8", "--sales", "400"))
         cfg = harness.write_config(w.path, g, s, **{"sales.interval": "5", "events.interval": "10",
-                                                    "seetickets.page_size": "100"})
+                                                    "seetickets.page_size": "100",
+                                                    "sales.track_changes": "true",
+                                                    "events.track_changes": "true"})
         print(f"configuration: {cfg}")
         print(f"running seetickets-bq in the foreground for {seconds} s; its log follows\n")
         d = harness.Daemon(w.path, cfg)
@@ -43,10 +46,20 @@ def main():
         t.start()
         end = time.monotonic() + seconds
         grown = 0
+        event = s.truth("events")[0]["id"]
+        sale = s.truth("sales")[0]["uniqueCode"]
+        changed = False
         while time.monotonic() < end - 8:
             time.sleep(4)
             s.grow(sales=25)
             grown += 25
+            if not changed:
+                # Rows change after they are first seen: track_changes records it.
+                s.post("/_fake/update", {"feed": "events", "key": event,
+                                         "set": {"starts": "2031-05-01T20:00:00Z"}})
+                s.post("/_fake/update", {"feed": "sales", "key": sale,
+                                         "set": {"isPending": False, "sold": 3}})
+                changed = True
         time.sleep(max(0, end - time.monotonic()))
         rc = d.stop()
         time.sleep(0.5)
@@ -68,7 +81,20 @@ def main():
             shown = {k: r[k] for k in ("uniqueCode", "eventId", "eventName", "sold", "faceValue",
                                        "isPending", "country")}
             print("  " + json.dumps(shown, ensure_ascii=False))
-        return 0 if ok else 1
+        print(f"\nchanged versions (track_changes): {len(g.rows('events_changes'))} in "
+              f"events_changes, {len(g.rows('sales_changes'))} in sales_changes; "
+              "the postponed event in events_current:")
+        for r in g.rows("events_current"):
+            if str(r["id"]) == str(event):
+                print("  " + json.dumps({k: r[k] for k in ("id", "name", "starts", "_observed_at")},
+                                        ensure_ascii=False))
+        print("\nseetickets-bq --audit, against the same fakes:\n")
+        audit = subprocess.run([harness.STBQ_BIN, "-c", cfg, "--audit"], capture_output=True,
+                               text=True, timeout=300)
+        print("  " + audit.stdout.rstrip().replace("\n", "\n  "))
+        if audit.returncode != 0:
+            print(audit.stderr[-3000:])
+        return 0 if ok and audit.returncode == 0 else 1
 
 
 sys.exit(main())

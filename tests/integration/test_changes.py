@@ -5,6 +5,7 @@ shows the latest, the same version seen again adds nothing, and that holds
 across kill -9, lost acknowledgements, failed inserts, load jobs and
 enabling tracking on tables that already hold rows."""
 import json
+import os
 import signal
 import time
 
@@ -59,7 +60,7 @@ def check_versions(g, feed):
     for r in sorted(rows, key=lambda r: r["_observed_at"]):
         by_key.setdefault(r[k], []).append(r["_fingerprint"])
     for key, fps in by_key.items():
-        prev = base[key]["_fingerprint"] if key in base else None
+        prev = base[key].get("_fingerprint") if key in base else None
         for fp in fps:
             assert fp != prev, f"{feed} {key}: version {fp} recorded twice in a row"
             prev = fp
@@ -159,16 +160,42 @@ def test_a_restart_sends_spooled_versions_once_and_records_none_again():
         keys = [r["uniqueCode"] for r in s.truth("sales")[:6]]
         for k in keys:
             update(s, "sales", k, isPending=True, sold=9)
-        # The changes cannot be sent, and one answer is lost after it was stored.
-        g.fault({"lost_ack": True}, path=r"/tables/sales_changes/insertAll", times=1)
+        # The changes cannot be sent: they stay spooled over the restart ...
         g.fault({"status": 503}, path=r"/tables/sales_changes/insertAll", times=0)
         rc, out, err = run_once(w.path, cfg, "--once", "--feed", "sales")
         assert rc in (69, 75), (rc, err[-2000:])
+        assert g.rows("sales_changes") == []
         g.clear_faults()
+        # ... and the next run's first answer is lost after the rows were stored.
+        g.fault({"lost_ack": True}, path=r"/tables/sales_changes/insertAll", times=1)
         once_ok(w, cfg, "--feed", "sales")
         once_ok(w, cfg, "--feed", "sales")
         ch = check_versions(g, "sales")
         assert sorted(r["uniqueCode"] for r in ch) == sorted(keys), ch
+        check_current_is_source(g, s, "sales")
+
+
+def test_versions_stored_with_their_answers_lost_are_not_sent_again_after_the_window():
+    with Workdir("chg-lostack") as w:
+        g, s, cfg = setup(w, google_args=("--dedup-window", "1"))
+        env = dict(os.environ, STBQ_DEDUP_TRUST_MS="800")
+        once_ok(w, cfg)
+        keys = [r["uniqueCode"] for r in s.truth("sales")[10:14]]
+        for k in keys:
+            update(s, "sales", k, sold=21)
+        # Every answer lost: BigQuery stores the versions, the daemon never hears so.
+        g.fault({"lost_ack": True}, path=r"/tables/sales_changes/insertAll", times=0)
+        # ... nor can it look them up (the two seeding queries go through).
+        g.fault({"status": 503}, path=r"/queries", method="POST", times=0, skip=2)
+        rc, out, err = run_once(w.path, cfg, "--once", "--feed", "sales", env=env)
+        assert rc in (69, 75), (rc, err[-2000:])
+        g.clear_faults()
+        assert len(g.rows("sales_changes")) == 4
+        time.sleep(1.5)  # insertId no longer de-duplicates them
+        rc, out, err = run_once(w.path, cfg, "--once", "--feed", "sales", env=env)
+        assert rc == 0, (rc, err[-2000:])
+        assert "versions of them are in table sales_changes" in err, err[-2000:]
+        assert len(check_versions(g, "sales")) == 4
         check_current_is_source(g, s, "sales")
 
 
@@ -283,6 +310,7 @@ if __name__ == "__main__":
                test_a_confirmed_pending_sale_shows_both_versions_and_the_latest_is_current,
                test_a_version_changed_back_and_forth_records_each_change,
                test_a_restart_sends_spooled_versions_once_and_records_none_again,
+               test_versions_stored_with_their_answers_lost_are_not_sent_again_after_the_window,
                test_enabling_tracking_on_tables_that_hold_rows_records_each_version_once,
                test_load_jobs_carry_changed_versions_too,
                test_dry_run_prints_changed_versions_and_writes_nothing,

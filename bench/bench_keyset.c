@@ -1,6 +1,9 @@
 /* bench_keyset - throughput, worst-case add latency and memory of the key set.
  *
- * Usage: bench_keyset [N...]   (default: 1000000 5000000)
+ * Usage: bench_keyset [--valued] [N...]   (default: 1000000 5000000)
+ *
+ * --valued measures the set track_changes uses: a 64-bit fingerprint beside each key,
+ * added with keyset_put() and read back with the lookups (keyset_get_many()).
  *
  * Each size runs in its own child process so that the peak RSS reported is that size's
  * alone. Keys are 10 random-looking characters generated from their index (no key array,
@@ -38,6 +41,18 @@
 /* Keys per keyset_has_many() call: a page of sales (the daemon's default page size). */
 #define KEYS_PER_CALL 100
 
+static bool valued; /* --valued */
+
+static struct keyset *new_set(size_t n)
+{
+	return valued ? keyset_new_valued(n) : keyset_new(n);
+}
+
+static int add_key(struct keyset *ks, const char *k, size_t i)
+{
+	return valued ? keyset_put(ks, k, KEY_LEN, i * 0x9e3779b97f4a7c15ULL) : keyset_add(ks, k, KEY_LEN);
+}
+
 static uint64_t now_ns(void)
 {
 	struct timespec ts;
@@ -72,7 +87,7 @@ struct latency {
 static int measure_latency(size_t n, struct latency *out)
 {
 	char k[KEY_LEN];
-	struct keyset *ks = keyset_new(0);
+	struct keyset *ks = new_set(0);
 	if (!ks)
 		return -1;
 	*out = (struct latency){0};
@@ -81,7 +96,7 @@ static int measure_latency(size_t n, struct latency *out)
 	for (size_t i = 0; i < n; i++) {
 		make_key(i, k);
 		uint64_t a = now_ns();
-		keyset_add(ks, k, KEY_LEN);
+		add_key(ks, k, i);
 		uint64_t d = now_ns() - a;
 		if (d > out->wall)
 			out->wall = d;
@@ -105,14 +120,14 @@ static int measure_latency(size_t n, struct latency *out)
 static int run_size(size_t n)
 {
 	char k[KEY_LEN];
-	struct keyset *ks = keyset_new(0);
+	struct keyset *ks = new_set(0);
 	if (!ks)
 		return 1;
 
 	uint64_t t0 = now_ns();
 	for (size_t i = 0; i < n; i++) {
 		make_key(i, k);
-		if (keyset_add(ks, k, KEY_LEN) != 1) {
+		if (add_key(ks, k, i) != 1) {
 			fprintf(stderr, "add %zu failed\n", i);
 			return 1;
 		}
@@ -138,7 +153,8 @@ static int run_size(size_t n)
 	static char kbuf[KEYS_PER_CALL][KEY_LEN];
 	struct keyset_key keys[KEYS_PER_CALL];
 	bool out[KEYS_PER_CALL];
-	size_t found_many = 0;
+	uint64_t vals[KEYS_PER_CALL];
+	size_t found_many = 0, wrong_values = 0;
 	uint64_t t_many[2];
 	for (int pass = 0; pass < 2; pass++) {
 		size_t base = pass ? n : 0;
@@ -149,13 +165,19 @@ static int run_size(size_t n)
 				make_key(base + i + j, kbuf[j]);
 				keys[j] = (struct keyset_key){kbuf[j], KEY_LEN};
 			}
-			keyset_has_many(ks, keys, m, out);
-			for (size_t j = 0; j < m; j++)
+			if (valued)
+				keyset_get_many(ks, keys, m, out, vals);
+			else
+				keyset_has_many(ks, keys, m, out);
+			for (size_t j = 0; j < m; j++) {
 				found_many += out[j];
+				wrong_values += valued && out[j] &&
+				                vals[j] != (base + i + j) * 0x9e3779b97f4a7c15ULL;
+			}
 		}
 		t_many[pass] = now_ns() - t0;
 	}
-	if (found != n || found_many != n || keyset_count(ks) != n) {
+	if (found != n || found_many != n || keyset_count(ks) != n || wrong_values) {
 		fprintf(stderr, "wrong answers: %zu found, %zu counted, %zu expected\n", found,
 		        keyset_count(ks), n);
 		return 1;
@@ -165,13 +187,13 @@ static int run_size(size_t n)
 
 	/* Sized for n up front: no growth at all. The time this takes is also the least a
 	 * stop-the-world rehash of n keys would stall the daemon for. */
-	ks = keyset_new(n);
+	ks = new_set(n);
 	if (!ks)
 		return 1;
 	t0 = now_ns();
 	for (size_t i = 0; i < n; i++) {
 		make_key(i, k);
-		keyset_add(ks, k, KEY_LEN);
+		add_key(ks, k, i);
 	}
 	uint64_t t_presized = now_ns() - t0;
 	keyset_free(ks);
@@ -204,9 +226,13 @@ int main(int argc, char **argv)
 	size_t sizes[32], nsizes = 0;
 	for (int i = 1; i < argc && nsizes < 32; i++) {
 		char *end;
+		if (strcmp(argv[i], "--valued") == 0) {
+			valued = true;
+			continue;
+		}
 		unsigned long long v = strtoull(argv[i], &end, 10);
 		if (*end || v == 0 || v > (1ull << 40)) {
-			fprintf(stderr, "usage: %s [N...]\n", argv[0]);
+			fprintf(stderr, "usage: %s [--valued] [N...]\n", argv[0]);
 			return 2;
 		}
 		sizes[nsizes++] = (size_t)v;
@@ -216,8 +242,8 @@ int main(int argc, char **argv)
 		nsizes = sizeof(defaults) / sizeof(defaults[0]);
 	}
 
-	printf("keyset: %d-byte random keys; rates in millions per second; %d latency runs\n",
-	       KEY_LEN, LATENCY_RUNS);
+	printf("keyset%s: %d-byte random keys; rates in millions per second; %d latency runs\n",
+	       valued ? " with 64-bit values" : "", KEY_LEN, LATENCY_RUNS);
 	printf("%9s %7s %7s %7s %7s %7s %7s %8s %8s %6s %7s %9s %8s\n", "keys", "add/s", "sized/s",
 	       "hit/s", "miss/s", "hitN/s", "missN/s", "worst_us", "wall_us", ">10us", "stw_ms",
 	       "bytes/key", "peak_MiB");

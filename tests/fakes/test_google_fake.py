@@ -1870,10 +1870,11 @@ def test_track_changes(f):
             "SELECT uniqueCode FROM `%s.%s.tc_sales_changes` QUALIFY ROW_NUMBER() OVER "
             "(PARTITION BY uniqueCode ORDER BY _observed_at DESC) = 1",
         ),
-        ("LIKE", "SELECT uniqueCode FROM `%s.%s.tc_sales` WHERE uniqueCode LIKE 'K%%'"),
+        ("LIKE", "SELECT uniqueCode FROM `%s.%s.tc_sales` WHERE uniqueCode LIKE 'K%'"),
         (
             "a JOIN",
-            "SELECT a.uniqueCode FROM `%s.%s.tc_sales` a JOIN `%s.%s.tc_sales` b USING (uniqueCode)",
+            "SELECT a.uniqueCode FROM `%s.%s.tc_sales` a JOIN `%s.%s.tc_sales` b USING "
+            "(uniqueCode)",
         ),
         ("DML", "DELETE FROM `%s.%s.tc_sales` WHERE TRUE"),
     ):

@@ -2,11 +2,14 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <inttypes.h>
 
 #include <jansson.h>
 
 #include "log.h"
 #include "schema.h"
+
+#define FINGERPRINT_OF_ROW "a8cc0d418f74d6c9" /* SipHash-2-4, key "stbq-fingerprint" */
 #include "tap.h"
 #include "util.h"
 
@@ -950,10 +953,61 @@ static void test_text_path_takes_plain_rows_and_leaves_the_rest_to_jansson(void)
 	printf("# the text path took %zu of the cases above\n", text_vouched);
 }
 
+/* The fingerprint is stored in BigQuery and compared by every later process
+ * and version: it must never change. These values pin it. */
+static void test_fingerprint_is_stable_and_parses_back(void)
+{
+	const char *row = "{\"id\":\"1\",\"name\":\"x\"}";
+	uint64_t fp = schema_fingerprint(row, strlen(row));
+	char hex[17];
+	snprintf(hex, sizeof(hex), "%016" PRIx64, fp);
+	CHECK_STR(hex, FINGERPRINT_OF_ROW);
+	CHECK(schema_fingerprint("", 0) != 0);
+	CHECK(schema_fingerprint(row, strlen(row) - 1) != fp);
+	CHECK(schema_fingerprint_parse(hex, 16) == fp);
+	CHECK(schema_fingerprint_parse(hex, 15) == 0);
+	CHECK(schema_fingerprint_parse("0123456789ABCDEF", 16) == 0); /* we write lowercase */
+	CHECK(schema_fingerprint_parse("0123456789abcdeg", 16) == 0);
+	CHECK(schema_fingerprint_parse(NULL, 0) == 0);
+	CHECK(schema_fingerprint_parse("00000000000000ff", 16) == 0xff);
+}
+
+/* The tracked tables: _fingerprint (and _observed_at for changes) after the
+ * columns, checked like them; a table without them is told what it lacks. */
+static void test_tracked_tables_have_their_extra_columns(void)
+{
+	json_t *f = schema_table_fields(&schema_events_changes);
+	json_t *fields = json_object_get(f, "fields");
+	size_t n = json_array_size(fields);
+	char why[200];
+	CHECK_INT(n, schema_events.ncolumns + 2);
+	CHECK_STR(json_string_value(json_object_get(json_array_get(fields, n - 2), "name")),
+	          "_fingerprint");
+	CHECK_STR(json_string_value(json_object_get(json_array_get(fields, n - 1), "type")),
+	          "TIMESTAMP");
+	CHECK_INT(schema_check_table(&schema_events_changes, f, why, sizeof(why)), 0);
+	CHECK_INT(schema_check_table(&schema_events_tracked, f, why, sizeof(why)), 0);
+	json_t *plain = schema_table_fields(&schema_events);
+	CHECK_INT(schema_check_table(&schema_events, plain, why, sizeof(why)), 0);
+	CHECK_INT(schema_check_table(&schema_events_tracked, plain, why, sizeof(why)), -EINVAL);
+	CHECK(strstr(why, "lacks column _fingerprint") != NULL);
+	/* A _fingerprint of the wrong type is refused, whatever its case. */
+	json_object_set_new(json_array_get(fields, n - 2), "type", json_string("INTEGER"));
+	json_object_set_new(json_array_get(fields, n - 2), "name", json_string("_FINGERPRINT"));
+	CHECK_INT(schema_check_table(&schema_events_tracked, f, why, sizeof(why)), -EINVAL);
+	CHECK(strstr(why, "not a NULLABLE STRING") != NULL);
+	CHECK_STR(schema_events_changes.feed, "events_changes");
+	CHECK_STR(schema_sales_changes.key, "uniqueCode");
+	json_decref(f);
+	json_decref(plain);
+}
+
 int main(void)
 {
 	RUN(test_column_lists_are_the_interface_ones_in_order);
 	RUN(test_table_fields_are_nullable_columns_in_order);
+	RUN(test_fingerprint_is_stable_and_parses_back);
+	RUN(test_tracked_tables_have_their_extra_columns);
 	RUN(test_realistic_sales_row_becomes_the_exact_bigquery_row);
 	RUN(test_realistic_events_row_becomes_the_exact_bigquery_row);
 	RUN(test_string_columns_keep_text_and_print_scalars);

@@ -7,6 +7,8 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <sys/stat.h>
+
 #include "spool.h"
 #include "tap.h"
 #include "util.h"
@@ -139,9 +141,42 @@ static void test_unwritable_state_dir_is_an_error(void)
 	CHECK(sp == NULL);
 }
 
+/* --audit looks at a running daemon's spool: nothing created, nothing
+ * changed, a feed whose name extends another's kept apart. */
+static void test_readonly_open_creates_nothing_and_reads_the_same(void)
+{
+	fresh_state();
+	struct spool *sp, *ro, *ch;
+	struct stat st;
+	char dir[600];
+	snprintf(dir, sizeof(dir), "%s/spool", state);
+	CHECK_INT(spool_open_readonly(state, "sales", &ro), 0);
+	CHECK_INT(spool_count(ro), 0);
+	CHECK(stat(dir, &st) < 0 && errno == ENOENT);
+	spool_free(ro);
+	CHECK_INT(spool_open(state, "sales", &sp), 0);
+	CHECK_INT(spool_open(state, "sales_changes", &ch), 0);
+	CHECK_INT(spool_begin(sp), 0);
+	CHECK_INT(spool_append(sp, "{\"k\":\"a\"}\n", 10), 0);
+	CHECK_INT(spool_end(sp), 0);
+	CHECK_INT(spool_begin(ch), 0);
+	CHECK_INT(spool_append(ch, "{\"k\":\"b\"}\n", 10), 0);
+	CHECK_INT(spool_end(ch), 0);
+	CHECK_INT(spool_open_readonly(state, "sales", &ro), 0);
+	CHECK_INT(spool_count(ro), 1);
+	struct lines l = {0};
+	CHECK_INT(spool_foreach(ro, 0, collect, &l), 0);
+	CHECK_STR(l.all, "{\"k\":\"a\"}|");
+	spool_free(ro);
+	CHECK_INT(spool_count(sp), 1);
+	spool_free(ch);
+	spool_free(sp);
+}
+
 int main(void)
 {
 	RUN(test_segments_are_replayed_in_order_and_retired);
+	RUN(test_readonly_open_creates_nothing_and_reads_the_same);
 	RUN(test_torn_last_line_is_ignored);
 	RUN(test_disk_full_leaves_only_whole_lines);
 	RUN(test_unwritable_state_dir_is_an_error);

@@ -41,7 +41,12 @@ otherwise it is reported as invalid and the exit status is 1.
 
 Usage: STBQ_BIN=build/src/seetickets-bq bench/bench_workload.py [--keys 1000000]
            [--events 200] [--per-event 500] [--new-fraction 0.1] [--runs 3]
-           [--method streaming|load] [--json]
+           [--method streaming|load] [--track] [--json]
+
+--track turns sales.track_changes on, with the known sales already in the table at the
+version the source serves (their _fingerprint as the daemon computes it, taken from its own
+--dry-run before the runs): the steady state, where every known row is read, coerced and
+fingerprinted, and none has changed.
 """
 import argparse
 import json
@@ -67,8 +72,8 @@ CHUNK = 50000  # keys per POST to the fake, as bench_seed does
 # The fake's data depends on its --now; a fixed day makes every run, any day, the same data.
 NOW = "2026-12-04T00:00:00Z"
 SEED_RE = re.compile(r"(\w+): (\d+) keys known in table \S+ \(seeded in (\d+) ms\)")
-POLL_RE = re.compile(r"(\w+): fetched (\d+), new (\d+), inserted (\d+), rejected (\d+) "
-                     r"in (\d+) ms")
+POLL_RE = re.compile(r"(\w+): fetched (\d+), new (\d+)(?:, changed \d+ \(inserted \d+\))?, "
+                     r"inserted (\d+), rejected (\d+) in (\d+) ms")
 # Log lines that end the phases of a --once run, in the order the daemon writes them:
 # (phase, regex). The CPU the daemon had used when each was written splits its CPU time.
 MARKS = [
@@ -127,32 +132,59 @@ def event_rows(st):
     return list(good.values())
 
 
-def preload(google, keys, known, events):
+def tracked_rows(w, st, events):
+    """Every sale as the daemon stores it with track_changes (all columns and _fingerprint):
+    its --dry-run against an empty sales table (not measured)."""
+    d = os.path.join(w.path, "tracked")
+    os.makedirs(d)
+    g = h.GoogleFake(d)
+    try:
+        g.create_table("events")
+        g.add_rows("events", events)
+        conf = h.write_config(d, g, st, **{"sales.track_changes": "true",
+                                           "sales.interval": None, "events.interval": None})
+        rc, out, err = h.run_once(d, conf, "--dry-run", "--feed", "sales", timeout=LONG)
+        if rc != 0:
+            raise RuntimeError(f"--dry-run for the fingerprints: exit {rc}: {err[-1000:]}")
+        rows = [json.loads(line) for line in out.splitlines() if line.strip()]
+        return {r["uniqueCode"]: r for r in rows}
+    finally:
+        g.stop()
+
+
+def preload(google, keys, known, events, tracked=None):
     """Fill the fake BigQuery: `keys` sales keys in all, the `known` See Tickets codes among
     them and filler keys for the rest (bench_seed's "O…" keys, which the See Tickets fake
     never makes), plus the events. Only uniqueCode is set in a sales row: the rest of the
     columns are NULLABLE and seeding reads only the key."""
-    google.create_table("sales")
+    if tracked:
+        types = {"S": "STRING", "F": "FLOAT", "I": "INTEGER", "B": "BOOLEAN"}
+        fields = [{"name": c[0], "type": types[c[1]], "mode": "NULLABLE"}
+                  for c in h.SALES_COLUMNS] + [{"name": "_fingerprint", "type": "STRING"}]
+        google.post("/_fake/tables", {"project": google.project, "dataset": h.DATASET,
+                                      "table": "sales", "schema": {"fields": fields}})
+    else:
+        google.create_table("sales")
     google.create_table("events")
     google.add_rows("events", events)
     filler = keys - len(known)
     for start in range(0, keys, CHUNK):
         end = min(keys, start + CHUNK)
-        rows = [{"uniqueCode": known[i - filler] if i >= filler else key(i)}
-                for i in range(start, end)]
+        rows = [(tracked[known[i - filler]] if tracked else {"uniqueCode": known[i - filler]})
+                if i >= filler else {"uniqueCode": key(i)} for i in range(start, end)]
         r = fetch_json(google, "POST", f"/_fake/tables/{h.PROJECT}/{h.DATASET}/sales/rows",
                        {"rows": rows})
         if r.get("stored") != len(rows):
             raise RuntimeError(f"fake stored {r.get('stored')} of {len(rows)} keys")
 
 
-def config(run_dir, google, st, method):
+def config(run_dir, google, st, method, track=False):
     """The harness's configuration with the daemon's own defaults for everything that shapes
     the work (page size, batch size, timeout), every event inside the lookback window."""
     return h.write_config(run_dir, google, st, **{
         "seetickets.page_size": None, "seetickets.timeout": None, "bigquery.batch_rows": None,
         "bigquery.insert_method": json.dumps(method), "sales.interval": None,
-        "events.interval": None})
+        "events.interval": None, "sales.track_changes": "true" if track else None})
 
 
 # ---------------------------------------------------------------- the daemon
@@ -310,18 +342,18 @@ def seeding_requests(google):
 
 # ---------------------------------------------------------------- one run
 
-def measure(w, st, a, known, new, events, i):
+def measure(w, st, a, known, new, events, i, tracked=None):
     run_dir = os.path.join(w.path, f"run-{i}")
     os.makedirs(run_dir)
     google = h.GoogleFake(run_dir)  # a fresh one per run: the daemon adds the new sales
     try:
         t0 = time.monotonic()
-        preload(google, a.keys, known, events)
+        preload(google, a.keys, known, events, tracked)
         fetch_json(google, "DELETE", "/_fake/requests")
         fetch_json(st, "DELETE", "/_fake/requests")
         log(f"# run {i}: fakes ready in {time.monotonic() - t0:.1f} s "
             f"(load {os.getloadavg()[0]:.2f}); running the daemon")
-        conf = config(run_dir, google, st, a.method)
+        conf = config(run_dir, google, st, a.method, bool(tracked))
         cpu0 = (cpu_of(st.proc.pid), cpu_of(google.proc.pid))
         d = run_daemon(run_dir, conf)
         d["st_cpu"] = cpu_of(st.proc.pid) - cpu0[0]
@@ -332,6 +364,8 @@ def measure(w, st, a, known, new, events, i):
         want = {"seeded": a.keys, "fetched": len(known) + len(new), "new": len(new),
                 "inserted": len(new), "rejected": 0, "table": a.keys + len(new)}
         d["problems"] = problems_of(d, ph, want, d["table_keys"])
+        if tracked and "changed 0 (inserted 0)" not in d["stderr"]:
+            d["problems"].append("known sales were taken for changed ones")
         if d["problems"]:
             for line in d["stderr"].splitlines()[-20:]:
                 log(f"# daemon: {line}")
@@ -423,7 +457,8 @@ def print_table(title, cols, runs):
 
 def report_text(a, info, runs):
     print(f"workload: seetickets-bq --once, {a.keys} keys in BigQuery, {info['sales']} sales "
-          f"over {info['events']} events, {info['new']} new, {a.method} inserts; "
+          f"over {info['events']} events, {info['new']} new, {a.method} inserts"
+          f"{', track_changes' if a.track else ''}; "
           f"{info['cpus']} CPUs, load {info['load_before']:.2f} -> {info['load_after']:.2f}")
     print_table("the daemon: CPU seconds in all, then per phase", DAEMON_COLS, runs)
     print_table("its log (sales unless ev_), and the fakes' CPU seconds", LOG_COLS, runs)
@@ -458,6 +493,7 @@ def main():
                     help="fraction of the See Tickets sales not in BigQuery")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--method", default="streaming", choices=("streaming", "load"))
+    ap.add_argument("--track", action="store_true", help="sales.track_changes on (steady state)")
     ap.add_argument("--json", action="store_true", help="print one JSON document instead")
     a = ap.parse_args()
     if not os.access(h.STBQ_BIN, os.X_OK):
@@ -480,9 +516,10 @@ def main():
             f"{info['events']} events ({info['per_event_min']}-{info['per_event_max']} per "
             f"event), {len(new)} new; {a.method} inserts; See Tickets fake ready in "
             f"{time.monotonic() - t0:.1f} s")
+        tracked = tracked_rows(w, st, events) if a.track else None
         for i in range(1, a.runs + 1):
             try:
-                runs.append(measure(w, st, a, known, new, events, i))
+                runs.append(measure(w, st, a, known, new, events, i, tracked))
             except Exception as e:  # noqa: BLE001 - report, go on with the next run
                 log(f"# run {i}: FAILED: {e}")
         info["load_after"] = os.getloadavg()[0]

@@ -844,11 +844,36 @@ static int add_extra_columns(struct bq *b, const char *table, const struct schem
 	return r;
 }
 
-int bq_ensure_table(struct bq *b, const char *table, const struct schema *s, bool create)
+/* The fields a new table gets: `like`'s (a table it must match, e.g. for a
+ * UNION ALL in a view) with the schema's extra columns it lacks, or the
+ * schema's own. */
+static json_t *new_table_fields(const struct schema *s, const json_t *like)
+{
+	if (!like)
+		return schema_table_fields(s);
+	json_t *fields = json_deep_copy(json_object_get(like, "fields"));
+	json_t *wrap = json_object();
+	for (size_t i = 0; fields && i < s->nextra; i++)
+		if (!schema_table_column(like, s->extra[i].name) &&
+		    json_array_append_new(fields, json_pack("{s:s, s:s, s:s}", "name",
+		                                            s->extra[i].name, "type",
+		                                            s->extra[i].type, "mode", "NULLABLE")) < 0)
+			break;
+	if (!fields || !wrap || json_object_set_new(wrap, "fields", fields) < 0) {
+		json_decref(wrap);
+		return NULL;
+	}
+	return wrap;
+}
+
+int bq_ensure_table_like(struct bq *b, const char *table, const struct schema *s,
+                         const json_t *like, bool create, json_t **schema_out)
 {
 	json_t *reply = NULL, *body = NULL;
+	if (schema_out)
+		*schema_out = NULL;
 	if (create) {
-		json_t *fields = schema_table_fields(s);
+		json_t *fields = new_table_fields(s, like);
 		body = fields ? json_pack("{s:{s:s, s:s, s:s}, s:o}", "tableReference", "projectId",
 		                          b->project, "datasetId", b->dataset, "tableId", table,
 		                          "schema", fields)
@@ -861,9 +886,16 @@ int bq_ensure_table(struct bq *b, const char *table, const struct schema *s, boo
 		r = add_extra_columns(b, table, s, &reply);
 	if (r == 0)
 		r = check_table(b, table, s, reply);
+	if (r == 0 && schema_out)
+		*schema_out = json_incref(json_object_get(reply, "schema"));
 	json_decref(reply);
 	json_decref(body);
 	return r;
+}
+
+int bq_ensure_table(struct bq *b, const char *table, const struct schema *s, bool create)
+{
+	return bq_ensure_table_like(b, table, s, NULL, create, NULL);
 }
 
 int bq_ensure_view(struct bq *b, const char *view, const char *sql, const char *feed, bool create)

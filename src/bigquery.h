@@ -58,6 +58,11 @@ int bq_check_dataset(struct bq *b);
  * (tables.patch); then schema_check_table(). Negative errno with a logged,
  * actionable error (which table, which column, which permission). */
 int bq_ensure_table(struct bq *b, const char *table, const struct schema *s, bool create);
+/* bq_ensure_table(), but a table it creates gets the columns of `like` (a
+ * table's "schema", borrowed; NULL: the schema's) plus s's extra ones, and
+ * with schema_out the table's schema (a new reference) on success. */
+int bq_ensure_table_like(struct bq *b, const char *table, const struct schema *s,
+                         const json_t *like, bool create, json_t **schema_out);
 /* The same for a view: created with `sql` (standard SQL) when missing and
  * `create`; an existing view with another definition gets this one (with
  * create) or is an error (without). */

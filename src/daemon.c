@@ -47,6 +47,7 @@ struct clients {
 
 struct feed_totals {
 	unsigned long long fetched, fresh, inserted, rejected, polls, failures;
+	unsigned long long changed, inserted_changes; /* track_changes */
 	int64_t last_success;           /* wall-clock seconds, 0 = never */
 	int64_t last_poll;              /* wall-clock seconds of the last poll's end, 0 = never */
 	char status[DAEMON_STATUS_MAX]; /* "fetched N, new N, …" of that poll */
@@ -295,6 +296,10 @@ static int write_metrics(struct daemon *d)
 	         offsetof(struct feed_totals, inserted)},
 	        {"rows_rejected_total", "Rows dead-lettered.", "counter",
 	         offsetof(struct feed_totals, rejected)},
+	        {"rows_changed_total", "Changed versions of known rows spooled (track_changes).",
+	         "counter", offsetof(struct feed_totals, changed)},
+	        {"rows_changes_inserted_total", "Changed versions confirmed by BigQuery.", "counter",
+	         offsetof(struct feed_totals, inserted_changes)},
 	        {"polls_total", "Polls run.", "counter", offsetof(struct feed_totals, polls)},
 	        {"poll_failures_total", "Polls that ended with an error.", "counter",
 	         offsetof(struct feed_totals, failures)},
@@ -406,6 +411,8 @@ static int run_poll(struct daemon *d, struct feed *f, struct feed_totals *t)
 	t->fresh += st.fresh;
 	t->inserted += st.inserted;
 	t->rejected += st.rejected;
+	t->changed += st.changed;
+	t->inserted_changes += st.inserted_changes;
 	if (r < 0)
 		t->failures++;
 	else

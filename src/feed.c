@@ -503,10 +503,16 @@ char *feed_current_view_sql(const struct feed *f)
 
 int feed_ensure_tables(struct feed *f, bool create)
 {
-	int r = bq_ensure_table(f->env.bq, feed_table(f), f->schema, create);
+	json_t *base = NULL;
+	int r = bq_ensure_table_like(f->env.bq, feed_table(f), f->schema, NULL, create,
+	                             f->changes ? &base : NULL);
 	if (r < 0 || !f->changes)
 		return r;
-	r = bq_ensure_table(f->env.bq, feed_table(f->changes), f->changes->schema, create);
+	/* The view unites the two tables: the changes table takes the base's
+	 * column types (an older table may hold `date` as TIMESTAMP). */
+	r = bq_ensure_table_like(f->env.bq, feed_table(f->changes), f->changes->schema, base,
+	                         create, NULL);
+	json_decref(base);
 	char *sql = r == 0 ? feed_current_view_sql(f) : NULL;
 	char *view = NULL;
 	if (r == 0 && (!sql || asprintf(&view, "%s%s", feed_table(f), CONFIG_CURRENT_SUFFIX) < 0))

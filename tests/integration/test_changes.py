@@ -247,6 +247,32 @@ def test_enabling_tracking_on_tables_that_hold_rows_records_each_version_once():
         check_current_is_source(g, s, "events")
 
 
+def test_an_older_table_with_a_timestamp_column_gets_a_changes_table_of_its_types():
+    """The view unites base and changes: a base table made when `starts` was a
+    TIMESTAMP must get a changes table with a TIMESTAMP `starts`, or the view
+    could not be created."""
+    from harness import EVENTS_COLUMNS, PROJECT, DATASET
+    with Workdir("chg-tstype") as w:
+        g, s, cfg = setup(w)
+        types = {"S": "STRING", "B": "BOOLEAN"}
+        fields = [{"name": c[0], "type": "TIMESTAMP" if c[0] == "starts" else types[c[1]],
+                   "mode": "NULLABLE"} for c in EVENTS_COLUMNS]
+        g.post("/_fake/tables", {"project": PROJECT, "dataset": DATASET, "table": "events",
+                                 "schema": {"fields": fields}})
+        once_ok(w, cfg)
+        made = [json.loads(r["body"]) for r in g.requests()
+                if r["method"] == "POST" and r["path"].endswith("/tables") and r["body"] and
+                json.loads(r["body"])["tableReference"]["tableId"] == "events_changes"]
+        got = {f["name"]: f["type"] for f in made[0]["schema"]["fields"]}
+        assert got["starts"] == "TIMESTAMP" and got["_observed_at"] == "TIMESTAMP", got
+        ev = next(r for r in g.rows("events") if r["starts"])
+        update(s, "events", ev["id"], starts="2031-05-01T20:00:00Z")
+        once_ok(w, cfg)
+        cur = current(g, "events")[ev["id"]]
+        assert cur["starts"].startswith("2031-05-01"), cur
+        check_versions(g, "events")
+
+
 def test_load_jobs_carry_changed_versions_too():
     with Workdir("chg-load") as w:
         g, s, cfg = setup(w, **{"bigquery.insert_method": '"load"'})
@@ -312,6 +338,7 @@ if __name__ == "__main__":
                test_a_restart_sends_spooled_versions_once_and_records_none_again,
                test_versions_stored_with_their_answers_lost_are_not_sent_again_after_the_window,
                test_enabling_tracking_on_tables_that_hold_rows_records_each_version_once,
+               test_an_older_table_with_a_timestamp_column_gets_a_changes_table_of_its_types,
                test_load_jobs_carry_changed_versions_too,
                test_dry_run_prints_changed_versions_and_writes_nothing,
                test_the_audit_finds_a_stale_row_only_after_a_poll):

@@ -1103,6 +1103,12 @@ static int on_page(const struct st_page *page, void *ud)
 		          f->env.cfg->state_dir);
 		f->last.changed -= keyset_count(pc->change_keys);
 	}
+	/* The versions are durable (or it is a dry run): their fingerprints are
+	 * taken now, whatever becomes of the page's new rows, or a full disk
+	 * between the two appends would have them recorded again next poll. */
+	struct key_source src = {f, pc->change_keys};
+	if (r == 0 && f->track)
+		r = keyset_foreach(pc->change_keys, add_page_key, &src);
 	if (r == 0 && !f->env.dry_run && (r = accept_page(pc)) < 0) {
 		/* Not durable, so not accepted: these keys stay unknown and the
 		 * rows are fetched again once the disk has room. */
@@ -1112,13 +1118,9 @@ static int on_page(const struct st_page *page, void *ud)
 		          f->env.cfg->state_dir);
 		f->last.fresh -= keyset_count(pc->page_keys);
 	}
-	struct key_source src = {f, pc->page_keys};
+	src.from = pc->page_keys;
 	if (r == 0)
 		r = keyset_foreach(pc->page_keys, add_page_key, &src);
-	if (r == 0 && f->track) {
-		src.from = pc->change_keys;
-		r = keyset_foreach(pc->change_keys, add_page_key, &src);
-	}
 	if (r)
 		pc->stopped = true;
 	return r;

@@ -273,6 +273,56 @@ def test_an_older_table_with_a_timestamp_column_gets_a_changes_table_of_its_type
         check_versions(g, "events")
 
 
+def test_a_full_disk_between_the_versions_and_the_new_rows_records_no_version_twice():
+    """A page with a changed row and new rows: the version is spooled, then the
+    disk is full for the new rows. The version is durable, so its fingerprint
+    must be taken all the same, or the next poll records it a second time."""
+    import subprocess
+    if os.geteuid() != 0:
+        print("# skipped: needs root to mount a small tmpfs as the state directory")
+        return
+    with Workdir("chg-diskfull") as w:
+        statedir = os.path.join(w.path, "state")
+        os.makedirs(statedir)
+        if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m,mode=0750", "tmpfs",
+                           statedir], capture_output=True).returncode != 0:
+            print("# skipped: cannot mount a tmpfs here")
+            return
+        try:
+            # One event, one page: the change and the new rows arrive together.
+            # A running daemon: a restart would mend its key set from the spool.
+            g, s, cfg = setup(w, "--events", "1", "--sales", "40",
+                              **{"seetickets.page_size": "1000", "sales.interval": "1",
+                                 "events.interval": "1"})
+            d = w.add(Daemon(w.path, cfg))
+            d.wait_notify("READY=1", 60)
+            d.wait_notify("STATUS=sales: fetched", 30)
+            filler = os.path.join(statedir, "filler")
+            with open(filler, "wb", buffering=0) as f:
+                try:
+                    while True:
+                        f.write(b"\0" * 4096)
+                except OSError:
+                    pass
+            # Room for the one version's line, not for 30 new rows.
+            os.truncate(filler, max(0, os.path.getsize(filler) - 8192))
+            key = s.truth("sales")[3]["uniqueCode"]
+            update(s, "sales", key, sold=55)
+            s.grow(sales=30)
+            wait_for(lambda: "cannot spool 30 new rows" in d.stderr(), 30, "a full disk")
+            time.sleep(2.5)  # polls with the disk still full
+            os.unlink(filler)
+            wait_for(lambda: "new 30," in d.stderr(), 30, "the new rows")
+            time.sleep(2.5)
+            assert d.stop() == 0
+            assert len(history(g, "sales", key)[1]) == 1, history(g, "sales", key)
+            check_versions(g, "sales")
+            check_exactly_once(g, s, "sales", values=False)
+            check_current_is_source(g, s, "sales")
+        finally:
+            subprocess.run(["umount", "-l", statedir], capture_output=True)
+
+
 def test_load_jobs_carry_changed_versions_too():
     with Workdir("chg-load") as w:
         g, s, cfg = setup(w, **{"bigquery.insert_method": '"load"'})
@@ -339,6 +389,7 @@ if __name__ == "__main__":
                test_versions_stored_with_their_answers_lost_are_not_sent_again_after_the_window,
                test_enabling_tracking_on_tables_that_hold_rows_records_each_version_once,
                test_an_older_table_with_a_timestamp_column_gets_a_changes_table_of_its_types,
+               test_a_full_disk_between_the_versions_and_the_new_rows_records_no_version_twice,
                test_load_jobs_carry_changed_versions_too,
                test_dry_run_prints_changed_versions_and_writes_nothing,
                test_the_audit_finds_a_stale_row_only_after_a_poll):

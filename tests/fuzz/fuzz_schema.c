@@ -3,6 +3,7 @@
 #include "autoconfig.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -135,6 +136,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	text[size] = '\0';
 	schema_parse_time(text, &t);
 	free(text);
+
+	/* A _fingerprint as BigQuery hands it back: only its own 16 lowercase hex
+	 * digits parse, and they print back the same. */
+	uint64_t fp = schema_fingerprint_parse((const char *)data, size);
+	if (fp) {
+		char hex[17];
+		snprintf(hex, sizeof(hex), "%016" PRIx64, fp);
+		if (size != 16 || memcmp(hex, data, 16) != 0)
+			abort();
+	}
+	/* The fingerprint of a row's text is never 0 ("none known"). */
+	if (schema_fingerprint((const char *)data, size) == 0)
+		abort();
 
 	text_matches_tree((const char *)data, size);
 	json_t *doc = json_loadb((const char *)data, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, &err);

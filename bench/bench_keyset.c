@@ -50,7 +50,8 @@ static struct keyset *new_set(size_t n)
 
 static int add_key(struct keyset *ks, const char *k, size_t i)
 {
-	return valued ? keyset_put(ks, k, KEY_LEN, i * 0x9e3779b97f4a7c15ULL) : keyset_add(ks, k, KEY_LEN);
+	return valued ? keyset_put(ks, k, KEY_LEN, i * 0x9e3779b97f4a7c15ULL)
+	              : keyset_add(ks, k, KEY_LEN);
 }
 
 static uint64_t now_ns(void)

@@ -376,8 +376,8 @@ static int read_state(struct audit *a, struct side *s)
 		          p, d, t);
 	else
 		r = query(a, s, count_row,
-		          "SELECT %s, COUNT(*) FROM `%s.%s.%s` WHERE %s IS NOT NULL GROUP BY %s", k, p,
-		          d, t, k, k);
+		          "SELECT %s, COUNT(*) FROM `%s.%s.%s` WHERE %s IS NOT NULL GROUP BY %s", k,
+		          p, d, t, k, k);
 	if (r == 0 && s->tracked)
 		r = query(a, s, current_row,
 		          "SELECT %s, " SCHEMA_FINGERPRINT " FROM `%s.%s.%s" CONFIG_CURRENT_SUFFIX
@@ -386,8 +386,9 @@ static int read_state(struct audit *a, struct side *s)
 	if (r == 0 && s->tracked)
 		r = query(a, s, duplicated_version,
 		          "SELECT %s, UNIX_MICROS(" SCHEMA_OBSERVED_AT "), COUNT(*) FROM "
-		          "`%s.%s.%s" CONFIG_CHANGES_SUFFIX "` WHERE %s IS NOT NULL GROUP BY %s, "
-		          SCHEMA_OBSERVED_AT " HAVING COUNT(*) > 1",
+		          "`%s.%s.%s" CONFIG_CHANGES_SUFFIX
+		          "` WHERE %s IS NOT NULL GROUP BY %s, " SCHEMA_OBSERVED_AT
+		          " HAVING COUNT(*) > 1",
 		          k, p, d, t, k, k);
 	if (r < 0 && r != -ECANCELED)
 		log_error("audit: %s: cannot read the tables of BigQuery: %s", s->name,
@@ -579,7 +580,8 @@ static void side_print(const struct side *s, FILE *out)
 	        s->table, s->tracked ? ", changes tracked" : "", keyset_count(s->src_fp),
 	        keyset_count(s->bq_count));
 	if (s->src_unloadable)
-		fprintf(out, "  %zu more source rows cannot be loaded (dead letters of the service)\n",
+		fprintf(out,
+		        "  %zu more source rows cannot be loaded (dead letters of the service)\n",
 		        s->src_unloadable);
 	iso_time(s->read_at, when);
 	fprintf(out, "  source read at %s; ", when);

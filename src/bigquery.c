@@ -727,8 +727,8 @@ static int ensure_resource(struct bq *b, const char *table, const char *feed,
 		if (r == 0) {
 			reply = reply_json(&resp);
 			log_notice("created %s %s:%s.%s for the %s feed",
-			           json_object_get(create_body, "view") ? "view" : "table", b->project,
-			           b->dataset, table, feed);
+			           json_object_get(create_body, "view") ? "view" : "table",
+			           b->project, b->dataset, table, feed);
 			if (!reply)
 				r = -EPROTO;
 		} else if (r == -EEXIST) {
@@ -820,9 +820,9 @@ static int add_extra_columns(struct bq *b, const char *table, const struct schem
 	for (size_t i = 0; i < s->nextra; i++) {
 		if (schema_table_column(ts, s->extra[i].name))
 			continue;
-		if (json_array_append_new(fields, json_pack("{s:s, s:s, s:s}", "name",
-		                                            s->extra[i].name, "type",
-		                                            s->extra[i].type, "mode", "NULLABLE")) < 0) {
+		if (json_array_append_new(
+		            fields, json_pack("{s:s, s:s, s:s}", "name", s->extra[i].name, "type",
+		                              s->extra[i].type, "mode", "NULLABLE")) < 0) {
 			json_decref(fields);
 			return -ENOMEM;
 		}
@@ -855,9 +855,9 @@ static json_t *new_table_fields(const struct schema *s, const json_t *like)
 	json_t *wrap = json_object();
 	for (size_t i = 0; fields && i < s->nextra; i++)
 		if (!schema_table_column(like, s->extra[i].name) &&
-		    json_array_append_new(fields, json_pack("{s:s, s:s, s:s}", "name",
-		                                            s->extra[i].name, "type",
-		                                            s->extra[i].type, "mode", "NULLABLE")) < 0)
+		    json_array_append_new(
+		            fields, json_pack("{s:s, s:s, s:s}", "name", s->extra[i].name, "type",
+		                              s->extra[i].type, "mode", "NULLABLE")) < 0)
 			break;
 	if (!fields || !wrap || json_object_set_new(wrap, "fields", fields) < 0) {
 		json_decref(wrap);
@@ -902,10 +902,10 @@ int bq_ensure_view(struct bq *b, const char *view, const char *sql, const char *
 {
 	json_t *reply = NULL, *patched = NULL;
 	json_t *def = json_pack("{s:s, s:b}", "query", sql, "useLegacySql", 0);
-	json_t *body = def ? json_pack("{s:{s:s, s:s, s:s}, s:O}", "tableReference", "projectId",
-	                               b->project, "datasetId", b->dataset, "tableId", view,
-	                               "view", def)
-	                   : NULL;
+	json_t *body =
+	        def ? json_pack("{s:{s:s, s:s, s:s}, s:O}", "tableReference", "projectId",
+	                        b->project, "datasetId", b->dataset, "tableId", view, "view", def)
+	            : NULL;
 	int r = body ? ensure_resource(b, view, feed, create ? body : NULL, &reply) : -ENOMEM;
 	if (r == 0) {
 		const char *type = json_string_value(json_object_get(reply, "type"));
@@ -914,8 +914,8 @@ int bq_ensure_view(struct bq *b, const char *view, const char *sql, const char *
 		if (!type || strcmp(type, "VIEW") != 0) {
 			log_error("%s:%s.%s is a %s, not a view: rename it, or set %s.table to "
 			          "another table",
-			          b->project, b->dataset, view, type && strlen(type) < 20 ? type : "table",
-			          feed);
+			          b->project, b->dataset, view,
+			          type && strlen(type) < 20 ? type : "table", feed);
 			r = -EINVAL;
 		} else if (q && strcmp(q, sql) == 0 &&
 		           json_is_false(json_object_get(v, "useLegacySql"))) {
@@ -923,15 +923,16 @@ int bq_ensure_view(struct bq *b, const char *view, const char *sql, const char *
 		} else if (create) {
 			/* Seeding reads the view: it must say what this daemon means. */
 			json_t *pb = json_pack("{s:O}", "view", def);
-			r = pb ? patch_table(b, view, pb, "view definition replaced by the daemon's",
-			                     &patched)
+			r = pb ? patch_table(b, view, pb,
+			                     "view definition replaced by the daemon's", &patched)
 			       : -ENOMEM;
 			json_decref(pb);
 		} else {
-			log_error("view %s:%s.%s does not have the daemon's definition: drop it and "
-			          "set bigquery.create_tables = true, or recreate it as the README "
-			          "shows",
-			          b->project, b->dataset, view);
+			log_error(
+			        "view %s:%s.%s does not have the daemon's definition: drop it and "
+			        "set bigquery.create_tables = true, or recreate it as the README "
+			        "shows",
+			        b->project, b->dataset, view);
 			r = -EINVAL;
 		}
 	}

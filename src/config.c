@@ -1044,7 +1044,8 @@ static void check_tracked_names(struct loader *ld, const char *feed, const struc
 	if (!where)
 		where = group_setting(ld, feed);
 	if (strlen(f->table) + strlen(CONFIG_CHANGES_SUFFIX) > BQ_NAME_MAX) {
-		report(ld, where, key, "too long for track_changes (its _changes table needs %zu more)",
+		report(ld, where, key,
+		       "too long for track_changes (its _changes table needs %zu more)",
 		       strlen(CONFIG_CHANGES_SUFFIX));
 		return;
 	}
@@ -1055,8 +1056,9 @@ static void check_tracked_names(struct loader *ld, const char *feed, const struc
 		bool clash = strncmp(other->table, f->table, n) == 0 &&
 		             strcmp(other->table + n, sfx[i]) == 0;
 		if (clash) {
-			report(ld, where, key, "with track_changes, %s%s would be the other feed's table",
-			       f->table, sfx[i]);
+			report(ld, where, key,
+			       "with track_changes, %s%s would be the other feed's table", f->table,
+			       sfx[i]);
 			return;
 		}
 	}

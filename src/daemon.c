@@ -48,7 +48,7 @@ struct clients {
 struct feed_totals {
 	unsigned long long fetched, fresh, inserted, rejected, polls, failures;
 	unsigned long long changed, inserted_changes; /* track_changes */
-	int64_t last_success;           /* wall-clock seconds, 0 = never */
+	int64_t last_success;                         /* wall-clock seconds, 0 = never */
 	int64_t last_poll;              /* wall-clock seconds of the last poll's end, 0 = never */
 	char status[DAEMON_STATUS_MAX]; /* "fetched N, new N, …" of that poll */
 };
@@ -298,8 +298,8 @@ static int write_metrics(struct daemon *d)
 	         offsetof(struct feed_totals, rejected)},
 	        {"rows_changed_total", "Changed versions of known rows spooled (track_changes).",
 	         "counter", offsetof(struct feed_totals, changed)},
-	        {"rows_changes_inserted_total", "Changed versions confirmed by BigQuery.", "counter",
-	         offsetof(struct feed_totals, inserted_changes)},
+	        {"rows_changes_inserted_total", "Changed versions confirmed by BigQuery.",
+	         "counter", offsetof(struct feed_totals, inserted_changes)},
 	        {"polls_total", "Polls run.", "counter", offsetof(struct feed_totals, polls)},
 	        {"poll_failures_total", "Polls that ended with an error.", "counter",
 	         offsetof(struct feed_totals, failures)},
@@ -615,8 +615,7 @@ static int run_audit(struct daemon *d)
 	d->cl = clients_new(d, d->cfg);
 	if (!d->cl)
 		return EX_CONFIG;
-	if (!(d->cal = calendar_new()) ||
-	    !(a = audit_new(d->cfg, d->cl->bq, d->loop, d->cal, &ao)))
+	if (!(d->cal = calendar_new()) || !(a = audit_new(d->cfg, d->cl->bq, d->loop, d->cal, &ao)))
 		r = -ENOMEM;
 	struct feed_env env = feed_env_of(d);
 	env.dry_run = true;
@@ -680,7 +679,8 @@ int daemon_run(struct config *cfg, const struct daemon_options *o)
 		d.trust_ms = strtoull(trust, NULL, 10);
 	int status;
 
-	d.policy = o->once || o->audit ? (struct http_policy){DAEMON_ONCE_ATTEMPTS, DAEMON_ONCE_BUDGET_MS}
+	d.policy = o->once || o->audit
+	                   ? (struct http_policy){DAEMON_ONCE_ATTEMPTS, DAEMON_ONCE_BUDGET_MS}
 	                   : (struct http_policy){DAEMON_HTTP_ATTEMPTS, DAEMON_HTTP_BUDGET_MS};
 	/* The loop owns the signals in every mode: --once must stop promptly too. */
 	d.loop = loop_new();

@@ -241,8 +241,9 @@ static int verify_unknown(struct drain *d)
 		/* Changed versions: ids are looked up by their rows' keys. */
 		r = verify_versions(d, fd.keys);
 	} else if (keys && fd.keys && (params = bq_param_strings("keys", keys, k)) &&
-	    asprintf(&sql, "SELECT %s FROM `%s.%s.%s` WHERE %s IN UNNEST(@keys)", f->schema->key,
-	             c->bigquery.project, c->bigquery.dataset, feed_table(f), f->schema->key) >= 0)
+	           asprintf(&sql, "SELECT %s FROM `%s.%s.%s` WHERE %s IN UNNEST(@keys)",
+	                    f->schema->key, c->bigquery.project, c->bigquery.dataset, feed_table(f),
+	                    f->schema->key) >= 0)
 		r = bq_query_params(f->env.bq, sql, params, found_row, &fd, NULL);
 	else
 		sql = NULL;

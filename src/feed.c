@@ -349,15 +349,17 @@ struct feed *feed_new(enum feed_kind kind, const struct feed_env *env)
 	const struct config_feed *cf =
 	        kind == FEED_SALES ? &env->cfg->sales.feed : &env->cfg->events.feed;
 	bool track = cf->track_changes;
-	const struct schema *s = kind == FEED_SALES ? (track ? &schema_sales_tracked : &schema_sales)
-	                                            : (track ? &schema_events_tracked : &schema_events);
+	const struct schema *s = kind == FEED_SALES
+	                                 ? (track ? &schema_sales_tracked : &schema_sales)
+	                                 : (track ? &schema_events_tracked : &schema_events);
 	struct feed *f = feed_alloc(kind, s, env, track);
 	if (!f || !track)
 		return f;
 	/* The changed versions are a feed of their own for the spool and the
 	 * drain: their own segments, table and dead letters. */
 	f->track = true;
-	f->changes = feed_alloc(kind, kind == FEED_SALES ? &schema_sales_changes : &schema_events_changes,
+	f->changes = feed_alloc(kind,
+	                        kind == FEED_SALES ? &schema_sales_changes : &schema_events_changes,
 	                        env, false);
 	if (!f->changes ||
 	    asprintf(&f->changes->table, "%s%s", cf->table, CONFIG_CHANGES_SUFFIX) < 0) {
@@ -429,9 +431,10 @@ static int seed_row(const char *const *v, const size_t *lens, size_t n, void *ud
 		return 0;
 	/* Tracked: the key's latest fingerprint is the last column (NULL for a
 	 * row from before tracking: 0, "unknown", so its version is recorded). */
-	int r = f->track ? keyset_put(f->seen, v[0], lens[0],
-	                              schema_fingerprint_parse(v[n - 1], v[n - 1] ? lens[n - 1] : 0))
-	                 : keyset_add(f->seen, v[0], lens[0]);
+	int r = f->track
+	                ? keyset_put(f->seen, v[0], lens[0],
+	                             schema_fingerprint_parse(v[n - 1], v[n - 1] ? lens[n - 1] : 0))
+	                : keyset_add(f->seen, v[0], lens[0]);
 	if (r == -EINVAL) /* a key we could never have written; nothing to compare with */
 		return 0;
 	if (r < 0)
@@ -570,8 +573,7 @@ static int landed_version(const char *const *v, const size_t *lens, size_t n, vo
 	if (feed_change_id(v[0], lens[0], fp, us, id) < 0 ||
 	    keyset_add(l->ids, id, strlen(id)) == -ENOMEM)
 		return -ENOMEM;
-	if (!l->latest ||
-	    (keyset_get(l->latest, v[0], lens[0], &newest) && (int64_t)newest >= us))
+	if (!l->latest || (keyset_get(l->latest, v[0], lens[0], &newest) && (int64_t)newest >= us))
 		return 0;
 	return keyset_put(l->latest, v[0], lens[0], (uint64_t)us) == -ENOMEM ? -ENOMEM : 0;
 }
@@ -659,10 +661,11 @@ static int changes_seed(struct feed *c)
 		for (size_t i = 0; i < kb.n; i++)
 			free((char *)kb.keys[i]);
 		if (r == 0)
-			log_info("%s: %zu keys have changed versions spooled by an earlier run; %zu "
-			         "versions of them are in table %s",
-			         feed_name(c), keyset_count(sk.keys), keyset_count(c->seen),
-			         feed_table(c));
+			log_info(
+			        "%s: %zu keys have changed versions spooled by an earlier run; %zu "
+			        "versions of them are in table %s",
+			        feed_name(c), keyset_count(sk.keys), keyset_count(c->seen),
+			        feed_table(c));
 		else if (r != -ECANCELED)
 			log_error("%s: cannot look up the spooled versions in table %s: %s",
 			          feed_name(c), feed_table(c), strerror(-r));
@@ -682,7 +685,8 @@ int feed_seed(struct feed *f)
 	const char *from = f->track ? CONFIG_CURRENT_SUFFIX : "";
 	const char *fp = f->track ? ", " SCHEMA_FINGERPRINT : "";
 	if (f->kind == FEED_SALES)
-		r = asprintf(&sql, "SELECT uniqueCode%s FROM `%s.%s.%s%s` WHERE uniqueCode IS NOT NULL",
+		r = asprintf(&sql,
+		             "SELECT uniqueCode%s FROM `%s.%s.%s%s` WHERE uniqueCode IS NOT NULL",
 		             fp, c->bigquery.project, c->bigquery.dataset, feed_table(f), from);
 	else
 		r = asprintf(&sql, "SELECT id, starts%s FROM `%s.%s.%s%s` WHERE id IS NOT NULL", fp,
@@ -744,12 +748,12 @@ static int feed_replay_one(struct feed *f)
 struct page_ctx {
 	struct feed *f;
 	struct buf ndjson;
-	struct keyset *page_keys; /* keys accepted from this page, not yet durable
+	struct keyset *page_keys;   /* keys accepted from this page, not yet durable
 	                             (tracked: with their fingerprints) */
 	struct buf changes;         /* tracked: this page's changed versions */
 	struct keyset *change_keys; /* ... their keys and new fingerprints */
 	bool segment_open;
-	bool changes_open; /* a segment of the changes feed is open */
+	bool changes_open;  /* a segment of the changes feed is open */
 	size_t undelivered; /* rejected rows whose dead letter could not be written */
 	bool stopped;       /* on_page failed: a local failure (disk, memory) ends the poll */
 	struct buf dl;      /* this page's dead letters, written at once */
@@ -881,8 +885,9 @@ static int take_tracked(struct page_ctx *pc, size_t mark, const char *key, size_
 		if (now != fp) {
 			observe(f, when);
 			if (buf_append(&pc->changes, text, len - 1) < 0 ||
-			    buf_printf(&pc->changes, ",\"" SCHEMA_FINGERPRINT "\":\"%s\",\"" SCHEMA_OBSERVED_AT
-			                             "\":\"%s\"}\n",
+			    buf_printf(&pc->changes,
+			               ",\"" SCHEMA_FINGERPRINT "\":\"%s\",\"" SCHEMA_OBSERVED_AT
+			               "\":\"%s\"}\n",
 			               hex, when) < 0 ||
 			    keyset_put(pc->change_keys, key, klen, fp) < 0)
 				return -ENOMEM;
@@ -922,8 +927,8 @@ static int take_row(struct page_ctx *pc, const json_t *api)
 	const char *key = schema_row_key(f->schema, bq);
 	size_t klen = strlen(key);
 	bool every = f->track || f->env.sink; /* every row is looked at, not only new ones */
-	if (r < 0 || (!every && (feed_key_known(f, key, klen) ||
-	                            keyset_has(pc->page_keys, key, klen))) ||
+	if (r < 0 ||
+	    (!every && (feed_key_known(f, key, klen) || keyset_has(pc->page_keys, key, klen))) ||
 	    feed_is_rejected(f, bq)) {
 		json_decref(bq);
 		return r;
@@ -931,8 +936,9 @@ static int take_row(struct page_ctx *pc, const json_t *api)
 	char *line = json_dumps(bq, JSON_COMPACT);
 	if (line && every) {
 		size_t mark = pc->ndjson.len;
-		r = buf_append(&pc->ndjson, line, strlen(line)) < 0 ? -ENOMEM
-		                                                     : take_tracked(pc, mark, key, klen);
+		r = buf_append(&pc->ndjson, line, strlen(line)) < 0
+		            ? -ENOMEM
+		            : take_tracked(pc, mark, key, klen);
 		free(line);
 		json_decref(bq);
 		return r;
@@ -1090,10 +1096,10 @@ static int on_page(const struct st_page *page, void *ud)
 		         feed_name(f), nbad, page->count);
 	flush_rejects(pc);
 	if (r == 0 && f->env.dry_run) {
-		if ((pc->ndjson.len &&
-		     fwrite(pc->ndjson.data, 1, pc->ndjson.len, f->env.dry_out) != pc->ndjson.len) ||
-		    (pc->changes.len &&
-		     fwrite(pc->changes.data, 1, pc->changes.len, f->env.dry_out) != pc->changes.len))
+		if ((pc->ndjson.len && fwrite(pc->ndjson.data, 1, pc->ndjson.len, f->env.dry_out) !=
+		                               pc->ndjson.len) ||
+		    (pc->changes.len && fwrite(pc->changes.data, 1, pc->changes.len,
+		                               f->env.dry_out) != pc->changes.len))
 			r = -EIO;
 	} else if (r == 0 && f->track && (r = accept_changes(pc)) < 0) {
 		/* Their fingerprints stay as they were: seen again next poll. */

@@ -281,8 +281,8 @@ static inline const char *arena_key(const char *arena, uint64_t off, size_t *len
 }
 
 /* The stored copy of `key` (its value follows it), or NULL. */
-static const char *table_find(const struct table *t, const char *arena, uint64_t h,
-                              const char *key, size_t len)
+static const char *table_find(const struct table *t, const char *arena, uint64_t h, const char *key,
+                              size_t len)
 {
 	uint64_t tag = hash_tag(h);
 	for (size_t i = h & t->mask;; i = (i + 1) & t->mask) {

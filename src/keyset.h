@@ -35,7 +35,7 @@ int keyset_put(struct keyset *ks, const char *key, size_t len, uint64_t value);
 /* keyset_has(), and the key's value in *value (0 in a set without values; value may be
  * NULL). */
 bool keyset_get(const struct keyset *ks, const char *key, size_t len, uint64_t *value);
-size_t keyset_count(const struct keyset *ks);                          /* keys held */
+size_t keyset_count(const struct keyset *ks); /* keys held */
 
 struct keyset_key {
 	const char *key;

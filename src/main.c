@@ -61,8 +61,16 @@ static void usage(FILE *f)
 /* Returns 0, or EX_USAGE after printing why. */
 static int parse_args(int argc, char **argv, struct options *o)
 {
-	enum { OPT_ONCE = 256, OPT_DRY_RUN, OPT_FEED, OPT_CHECK, OPT_LOG_LEVEL, OPT_AUDIT, OPT_JSON,
-	       OPT_WAIT };
+	enum {
+		OPT_ONCE = 256,
+		OPT_DRY_RUN,
+		OPT_FEED,
+		OPT_CHECK,
+		OPT_LOG_LEVEL,
+		OPT_AUDIT,
+		OPT_JSON,
+		OPT_WAIT
+	};
 	static const struct option longopts[] = {
 	        {"config", required_argument, NULL, 'c'},
 	        {"once", no_argument, NULL, OPT_ONCE},
@@ -156,8 +164,9 @@ static int parse_args(int argc, char **argv, struct options *o)
 		return EX_USAGE;
 	}
 	if (o->audit && (o->once || o->check_config)) {
-		fprintf(stderr, "seetickets-bq: --audit cannot be combined with --once, --dry-run or "
-		                "--check-config\n");
+		fprintf(stderr,
+		        "seetickets-bq: --audit cannot be combined with --once, --dry-run or "
+		        "--check-config\n");
 		return EX_USAGE;
 	}
 	if (o->check_config && o->once) {

@@ -742,7 +742,8 @@ int schema_check_table(const struct schema *s, const json_t *table_schema, char 
 		const char *type = json_string_value(json_object_get(found, "type"));
 		const char *mode = json_string_value(json_object_get(found, "mode"));
 		if (!found)
-			return fail(why, len, "table %s lacks column %s", s->feed, s->extra[i].name);
+			return fail(why, len, "table %s lacks column %s", s->feed,
+			            s->extra[i].name);
 		if (!type || strcmp(type, s->extra[i].type) != 0 ||
 		    (mode && strcmp(mode, "REPEATED") == 0))
 			return fail(why, len, "table %s column %s is not a NULLABLE %s", s->feed,

@@ -748,8 +748,10 @@ static int count_keys(const char *key, size_t len, void *ud)
  * updates, a key's value is the last one put, and an unvalued set says 0. */
 static void test_values_follow_their_keys(void)
 {
-	const struct keyset_hooks plain = {.valued = true}, same = {.hash = collide, .valued = true};
-	struct keyset *sets[2] = {keyset_new_with_hooks(0, &plain), keyset_new_with_hooks(0, &same)};
+	const struct keyset_hooks plain = {.valued = true},
+	                          same = {.hash = collide, .valued = true};
+	struct keyset *sets[2] = {keyset_new_with_hooks(0, &plain),
+	                          keyset_new_with_hooks(0, &same)};
 	size_t sizes[2] = {100000, 400};
 	char kb[KEY_LEN];
 	for (int t = 0; t < 2; t++) {
@@ -778,8 +780,10 @@ static void test_values_follow_their_keys(void)
 				keyset_get_many(ks, keys, 16, out, vals);
 				for (size_t j = 0; j < 16; j++) {
 					size_t x = i - 15 + j;
-					uint64_t w = x % 3 ? x * 0x9e3779b97f4a7c15ULL : ~(uint64_t)x;
-					wrong += x < n ? !out[j] || vals[j] != w : out[j] || vals[j] != 0;
+					uint64_t w =
+					        x % 3 ? x * 0x9e3779b97f4a7c15ULL : ~(uint64_t)x;
+					wrong += x < n ? !out[j] || vals[j] != w
+					               : out[j] || vals[j] != 0;
 				}
 			}
 		}

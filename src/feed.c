@@ -760,34 +760,30 @@ struct page_ctx {
 	json_t *dl_rows;    /* ... and their rows, remembered once written */
 };
 
-static int accept_page(struct page_ctx *pc)
+/* Lines into a feed's spool: durable before anything depends on them. The
+ * poll's segment is begun with its first lines. */
+static int accept_lines(struct feed *f, bool *segment_open, const struct buf *lines)
 {
-	struct feed *f = pc->f;
-	if (pc->ndjson.len == 0)
+	if (lines->len == 0)
 		return 0;
-	if (!pc->segment_open) {
+	if (!*segment_open) {
 		int r = spool_begin(f->spool);
 		if (r < 0)
 			return r;
-		pc->segment_open = true;
+		*segment_open = true;
 	}
-	return spool_append(f->spool, pc->ndjson.data, pc->ndjson.len);
+	return spool_append(f->spool, lines->data, lines->len);
 }
 
-/* The page's changed versions into the changes feed's spool: durable
- * before the key set takes their fingerprints. */
+static int accept_page(struct page_ctx *pc)
+{
+	return accept_lines(pc->f, &pc->segment_open, &pc->ndjson);
+}
+
+/* The page's changed versions, into the changes feed's spool. */
 static int accept_changes(struct page_ctx *pc)
 {
-	struct feed *c = pc->f->changes;
-	if (pc->changes.len == 0)
-		return 0;
-	if (!pc->changes_open) {
-		int r = spool_begin(c->spool);
-		if (r < 0)
-			return r;
-		pc->changes_open = true;
-	}
-	return spool_append(c->spool, pc->changes.data, pc->changes.len);
+	return accept_lines(pc->f->changes, &pc->changes_open, &pc->changes);
 }
 
 struct key_source {
@@ -1241,6 +1237,18 @@ static int fetch_sales(struct feed *f, struct page_ctx *pc)
 	return r ? r : first_err;
 }
 
+/* Close the poll's segment and track it; the first error wins. */
+static int end_segment(struct feed *f, int r)
+{
+	int e = spool_end(f->spool);
+	if (e < 0 && r == 0)
+		r = e;
+	size_t last = spool_count(f->spool);
+	if (last > 0 && feed_track_segment(f, spool_path(f->spool, last - 1)) < 0)
+		r = r ? r : -ENOMEM;
+	return r;
+}
+
 /* The audit tells a row the service missed from one that came after its
  * last poll by this (feed.h). Not being able to write it costs only that. */
 static void note_complete_poll(struct feed *f, int64_t started)
@@ -1277,23 +1285,10 @@ int feed_poll(struct feed *f, struct feed_stats *st)
 
 	r = f->kind == FEED_EVENTS ? st_fetch_events(f->env.st, on_page, &pc) : fetch_sales(f, &pc);
 	bool complete = r == 0;
-	if (pc.segment_open) {
-		int e = spool_end(f->spool);
-		if (e < 0 && r == 0)
-			r = e;
-		size_t last = spool_count(f->spool);
-		if (last > 0 && feed_track_segment(f, spool_path(f->spool, last - 1)) < 0)
-			r = r ? r : -ENOMEM;
-	}
-	if (pc.changes_open) {
-		struct feed *c = f->changes;
-		int e = spool_end(c->spool);
-		if (e < 0 && r == 0)
-			r = e;
-		size_t last = spool_count(c->spool);
-		if (last > 0 && feed_track_segment(c, spool_path(c->spool, last - 1)) < 0)
-			r = r ? r : -ENOMEM;
-	}
+	if (pc.segment_open)
+		r = end_segment(f, r);
+	if (pc.changes_open)
+		r = end_segment(f->changes, r);
 	complete = complete && r == 0; /* and every segment closed */
 	buf_free(&pc.ndjson);
 	buf_free(&pc.changes);

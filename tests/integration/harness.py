@@ -160,10 +160,13 @@ class GoogleFake(Fake):
                 return []
             raise
 
-    def create_table(self, feed, table=None):
+    def create_table(self, feed, table=None, retype=None):
+        """The feed's table as the daemon would make it; `retype` {column: type} makes
+        some columns another type (an older table's TIMESTAMP `starts`, say)."""
         types = {"S": "STRING", "F": "FLOAT", "I": "INTEGER", "B": "BOOLEAN"}
         cols = SALES_COLUMNS if feed == "sales" else EVENTS_COLUMNS
-        fields = [{"name": c[0], "type": types[c[1]], "mode": "NULLABLE"} for c in cols]
+        fields = [{"name": c[0], "type": (retype or {}).get(c[0], types[c[1]]),
+                   "mode": "NULLABLE"} for c in cols]
         self.post("/_fake/tables", {"project": self.project, "dataset": DATASET,
                                     "table": table or feed, "schema": {"fields": fields}})
 

@@ -8,7 +8,7 @@ import json
 import os
 import time
 
-from harness import (Daemon, GoogleFake, SeeTicketsFake, Tap, Workdir, run_once, wait_for,
+from harness import (Daemon, GoogleFake, SeeTicketsFake, Tap, Workdir, run_once,
                      write_config)
 
 

@@ -11,7 +11,7 @@ import signal
 import subprocess
 import time
 
-from harness import (DATASET, PROJECT, Daemon, Tap, Workdir, check_exactly_once, expected_rows,
+from harness import (PROJECT, Daemon, Tap, Workdir, check_exactly_once, expected_rows,
                      run_once, wait_for, write_config)
 from test_pipeline import once_ok, setup
 
@@ -226,12 +226,7 @@ def test_timestamp_starts_columns_are_read():
     """Case 8: seeding reads a TIMESTAMP `starts` as int64 microseconds."""
     with Workdir("tsstarts") as w:
         g, s, cfg = setup(w, **{"sales.event_lookback_days": "1"})
-        from harness import EVENTS_COLUMNS
-        types = {"S": "STRING", "B": "BOOLEAN"}
-        fields = [{"name": c[0], "type": "TIMESTAMP" if c[0] == "starts" else types[c[1]],
-                   "mode": "NULLABLE"} for c in EVENTS_COLUMNS]
-        g.post("/_fake/tables", {"project": PROJECT, "dataset": DATASET, "table": "events",
-                                 "schema": {"fields": fields}})
+        g.create_table("events", retype={"starts": "TIMESTAMP"})
         once_ok(w, cfg)
         first = sales_codes_asked(s)
         s.call("DELETE", "/_fake/requests")

@@ -443,6 +443,8 @@ static int take_spooled_version(struct feed *f, const json_t *row, const char *k
 		return 0;
 	const json_t *fp = json_object_get(row, SCHEMA_FINGERPRINT);
 	uint64_t v = schema_fingerprint_parse(json_string_value(fp), json_string_length(fp));
+	if (f->base && us > base->observed_us)
+		base->observed_us = us; /* new versions are seen after every spooled one */
 	if (f->base && f->latest && keyset_get(f->latest, key, strlen(key), &newest) &&
 	    (int64_t)newest >= us)
 		return 0;

@@ -435,6 +435,11 @@ static int seed_row(const char *const *v, const size_t *lens, size_t n, void *ud
 	                ? keyset_put(f->seen, v[0], lens[0],
 	                             schema_fingerprint_parse(v[n - 1], v[n - 1] ? lens[n - 1] : 0))
 	                : keyset_add(f->seen, v[0], lens[0]);
+	if (f->track && n >= 3 && v[n - 2]) {
+		long long us = strtoll(v[n - 2], NULL, 10);
+		if (us > f->observed_us)
+			f->observed_us = us;
+	}
 	if (r == -EINVAL) /* a key we could never have written; nothing to compare with */
 		return 0;
 	if (r < 0)
@@ -553,6 +558,7 @@ static int spooled_key(const char *line, size_t len, size_t lineno, void *ud)
 }
 
 struct landed {
+	struct feed *base;     /* its observed_us is kept past every landed version */
 	struct keyset *ids;    /* the landed versions' ids */
 	struct keyset *latest; /* NULL, or each key's newest landed _observed_at */
 };
@@ -573,6 +579,8 @@ static int landed_version(const char *const *v, const size_t *lens, size_t n, vo
 	if (feed_change_id(v[0], lens[0], fp, us, id) < 0 ||
 	    keyset_add(l->ids, id, strlen(id)) == -ENOMEM)
 		return -ENOMEM;
+	if (l->base && us > l->base->observed_us)
+		l->base->observed_us = us;
 	if (!l->latest || (keyset_get(l->latest, v[0], lens[0], &newest) && (int64_t)newest >= us))
 		return 0;
 	return keyset_put(l->latest, v[0], lens[0], (uint64_t)us) == -ENOMEM ? -ENOMEM : 0;
@@ -583,7 +591,7 @@ int feed_versions_landed(struct feed *c, const char *const *keys, size_t n, stru
 {
 	const struct config *cfg = c->env.cfg;
 	char *sql = NULL;
-	struct landed l = {ids, latest};
+	struct landed l = {c->base, ids, latest};
 	json_t *params = bq_param_strings("keys", keys, n);
 	int r = -ENOMEM;
 	if (params && asprintf(&sql,
@@ -683,7 +691,10 @@ int feed_seed(struct feed *f)
 	/* Tracked: the view's latest version of each key, base and changes in
 	 * one query. */
 	const char *from = f->track ? CONFIG_CURRENT_SUFFIX : "";
-	const char *fp = f->track ? ", " SCHEMA_FINGERPRINT : "";
+	/* _observed_at too: the newest one anywhere is where this process's
+	 * versions start, so that a wall clock set back never makes a new
+	 * version sort before a landed one in the view. */
+	const char *fp = f->track ? ", " SCHEMA_OBSERVED_AT ", " SCHEMA_FINGERPRINT : "";
 	if (f->kind == FEED_SALES)
 		r = asprintf(&sql,
 		             "SELECT uniqueCode%s FROM `%s.%s.%s%s` WHERE uniqueCode IS NOT NULL",

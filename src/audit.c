@@ -197,6 +197,12 @@ static int note_row(struct reading *rd, const json_t *row)
 		return 0;
 	if (rd->keys && keyset_add(rd->keys, key, klen) == -ENOMEM)
 		return -ENOMEM;
+	/* A spooled or rejected event is asked for by the service's sales polls
+	 * (its calendar learns of them at start): so by the audit's. */
+	if (rd->s->kind == FEED_EVENTS && rd->s->a->cal &&
+	    calendar_note(rd->s->a->cal, key, json_string_value(json_object_get(row, "starts"))) ==
+	            -ENOMEM)
+		return -ENOMEM;
 	return note_version(rd, key, klen, json_string_value(fp),
 	                    json_is_string(fp) ? json_string_length(fp) : 0);
 }
@@ -207,7 +213,7 @@ static int spool_line(const char *line, size_t len, size_t lineno, void *ud)
 	const char *key, *fp;
 	size_t klen, fplen;
 	(void)lineno;
-	if (jscan_valid_object(line, len) &&
+	if (rd->s->kind != FEED_EVENTS && jscan_valid_object(line, len) &&
 	    jscan_plain_member(line, len, rd->s->key, &key, &klen)) {
 		if (rd->keys && keyset_add(rd->keys, key, klen) == -ENOMEM)
 			return -ENOMEM;

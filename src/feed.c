@@ -868,6 +868,21 @@ static int note_event(struct page_ctx *pc, const json_t *api, const json_t *bq)
 	return id && calendar_note(f->env.cal, id, starts) == -ENOMEM ? -ENOMEM : 0;
 }
 
+/* A version of a known key that BigQuery refused (a later process has only
+ * the dead letters to tell). Rare: only a key with such a dead letter is
+ * read into a tree. */
+static bool refused_version(const struct feed *f, const char *text, size_t len, const char *key,
+                            size_t klen)
+{
+	if (!f->changes || keyset_count(f->changes->rejected) == 0 ||
+	    !may_be_rejected(f->changes, key, klen))
+		return false;
+	json_t *row = json_loadb(text, len, 0, NULL);
+	bool refused = row && feed_is_rejected(f->changes, row);
+	json_decref(row);
+	return refused;
+}
+
 /* Tracked: the coerced row at pc->ndjson[mark..] (no newline yet). A new key
  * keeps it there with its _fingerprint; a known key whose fingerprint
  * differs gives a changed version for the changes feed; the same version
@@ -889,7 +904,12 @@ static int take_tracked(struct page_ctx *pc, size_t mark, const char *key, size_
 		/* A version already taken from this page is the one to compare with. */
 		if (!keyset_get(pc->change_keys, key, klen, &now))
 			(void)keyset_get(f->seen, key, klen, &now);
-		if (now != fp) {
+		if (now != fp && refused_version(f, text, len, key, klen)) {
+			/* BigQuery refused this version before (it is in the changes'
+			 * dead letters): like a refused row, it is not sent again. */
+			if (keyset_put(pc->change_keys, key, klen, fp) < 0)
+				return -ENOMEM;
+		} else if (now != fp) {
 			observe(f, when);
 			if (buf_append(&pc->changes, text, len - 1) < 0 ||
 			    buf_printf(&pc->changes,

@@ -342,6 +342,34 @@ def test_a_clock_set_back_still_makes_the_new_version_current():
         check_current_is_source(g, s, "sales")
 
 
+def test_a_restart_does_not_send_a_version_bigquery_refused():
+    """Found by the fault-schedule checker (seed 515254514 and five others): a
+    version BigQuery refused is dead-lettered and not sent again in that
+    process, but a restart seeds the key's latest landed version from the view,
+    saw the refused one at the source again and sent it once more. Now the
+    changes' dead letters decide, as for rows; a newer version still goes."""
+    with Workdir("chg-refused") as w:
+        g, s, cfg = setup(w)
+        once_ok(w, cfg)
+        key = s.truth("sales")[8]["uniqueCode"]
+        update(s, "sales", key, sold=66)
+        g.fault({"insert_errors": [{"index": 0, "reason": "invalid", "message": "bad"}]},
+                path=r"/tables/sales_changes/insertAll", times=1)
+        once_ok(w, cfg, "--feed", "sales")
+        with open(os.path.join(w.path, "state", "rejected-sales_changes.ndjson")) as f:
+            dl = [json.loads(x) for x in f]
+        assert len(dl) == 1 and dl[0]["row"]["uniqueCode"] == key, dl
+        assert g.rows("sales_changes") == []
+        g.call("DELETE", "/_fake/requests")
+        once_ok(w, cfg, "--feed", "sales")  # a new process
+        assert g.rows("sales_changes") == [], "the refused version was sent again"
+        update(s, "sales", key, sold=67)
+        once_ok(w, cfg, "--feed", "sales")
+        base, ch = history(g, "sales", key)
+        assert [r["sold"] for r in ch] == [67], ch
+        check_versions(g, "sales")
+
+
 def test_load_jobs_carry_changed_versions_too():
     with Workdir("chg-load") as w:
         g, s, cfg = setup(w, **{"bigquery.insert_method": '"load"'})
@@ -410,6 +438,7 @@ if __name__ == "__main__":
                test_an_older_table_with_a_timestamp_column_gets_a_changes_table_of_its_types,
                test_a_full_disk_between_the_versions_and_the_new_rows_records_no_version_twice,
                test_a_clock_set_back_still_makes_the_new_version_current,
+               test_a_restart_does_not_send_a_version_bigquery_refused,
                test_load_jobs_carry_changed_versions_too,
                test_dry_run_prints_changed_versions_and_writes_nothing,
                test_the_audit_finds_a_stale_row_only_after_a_poll):

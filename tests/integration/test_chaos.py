@@ -11,8 +11,38 @@ becomes unwritable. At every quiet point (every fault cleared, then full polls) 
   - every good source row is in BigQuery exactly once, with the values of one of its versions;
   - every bad row is in rejected-FEED.ndjson, and no row is both landed and dead-lettered
     (a good row BigQuery was made to refuse as `invalid` counts as bad until it is corrected);
-  - no spool segment is left, no `*.unreadable` file;
+  - no spool segment is left (FEED-* nor, with tracking, FEED_changes-*), no `*.unreadable`;
   - the daemon is alive, or `--once` exited with a documented status.
+
+Changed rows (track_changes). Each schedule turns `sales.track_changes` and/or
+`events.track_changes` on from the start, each with probability 1/2 (drawn from a stream of
+its own, so a seed without tracking draws what it drew before; the description line says
+`track_changes=sales+events|sales|events|none`). Tracked schedules draw a `churn` step: a few
+good rows the base table holds change (a sale's isPending toggled, sold or priceName changed, an
+event renamed, postponed, its doors moved), a key changed before is often set back to an
+earlier version, and now and then every row changed goes back a moment later (A -> B -> A, B
+seen by a poll or not). Kills, stops, --once runs and faults on the insert path change a few
+rows too, so that versions are in flight when they strike; faults aimed at inserts include
+/tables/FEED_changes/insertAll (streaming; `/upload/` covers every table), a dedup outage can
+lose the answer to stored versions, and `invalid` refusals hit changed versions as well. Every
+version goes through Schedule.update, which keeps every version each key has had. Then, for
+each tracked feed F, wherever the checks above run:
+
+  - every `_fingerprint` in F and F_changes is 16 lowercase hex digits, and one fingerprint
+    never stands for two different contents;
+  - F_changes never holds the same (key, _observed_at) twice; every change row has the values
+    of a version the source has had for its key, and its key is in F;
+  - each key's versions in the order the daemon saw them (its base row, then its change rows
+    and its dead-lettered versions from rejected-F_changes.ndjson by _observed_at) never hold
+    the same version twice in a row: A, A is a version recorded twice; A, B refused, A is
+    right (the refused B stays the key's last version); B refused then B landed is a refused
+    version sent again;
+  - every changes dead letter is a row BigQuery was made to refuse (stage `bigquery`), with
+    the values of a version, not also landed, and not twice;
+  - at quiet points and after --once exits 0: F_current holds each key once, and for every key
+    the base table must hold whose current source version is good and was not made refused,
+    F_current's row is that current version (no stale row).
+Versions a poll never saw (the source changed twice between two polls) are not required.
 
 Each schedule is one TAP line; its seed is printed, and STBQ_CHAOS_SEED=N runs it again alone
 (the same steps with the same arguments; where a step lands in the daemon's work depends on
@@ -47,9 +77,14 @@ Environment:
   STBQ_CHAOS_KEEP=1        keep every schedule's directory, not only those of failures
   STBQ_CHAOS_VERBOSE=1     print the steps of passing schedules too
   STBQ_CHAOS_SKIP=K,...    never draw these step kinds or bad-row kinds (e.g. kill9,raw_inf), to
-                           look past a known bug; a seed then draws a different schedule
+                           look past a known bug; a seed then draws a different schedule.
+                           Also: track_changes (no schedule tracks changes) and
+                           invalid_changes (no `invalid` refusal can hit a changed version:
+                           streaming refusals aim at base tables only, and load jobs refuse
+                           nothing when tracking is on; the seed's steps stay as they were)
 """
 import base64
+import calendar
 import concurrent.futures
 import copy
 import http.client
@@ -176,6 +211,27 @@ def good_coerce(feed, api):
     if isinstance(sold, int) and not -(1 << 63) <= sold < (1 << 63):
         return None
     return row
+
+
+FINGERPRINT_RE = re.compile(r"[0-9a-f]{16}")
+
+
+def observed_us(v):
+    """An _observed_at as integer microseconds since the epoch, None if unreadable. The fake
+    shows a TIMESTAMP as "2026-12-04 23:36:07.35024 UTC"; the spool and the dead letters
+    carry "2026-12-04T23:36:07.350240Z"."""
+    if not isinstance(v, str):
+        return None
+    m = re.fullmatch(r"(\d{4})-(\d\d)-(\d\d)[T ](\d\d):(\d\d):(\d\d)(?:\.(\d{1,9}))?"
+                     r"\s*(?:Z|UTC|\+00:00|\+00)?", v.strip())
+    if not m:
+        return None
+    y, mo, d, h, mi, sec = (int(x) for x in m.groups()[:6])
+    try:
+        t = calendar.timegm((y, mo, d, h, mi, sec, 0, 0, 0))
+    except (ValueError, OverflowError):
+        return None
+    return t * 1000000 + int(((m.group(7) or "") + "000000")[:6])
 
 
 def same_row(feed, a, b):
@@ -354,6 +410,8 @@ DEDUP_STEPS = [("bq_dedup_outage", 5)]
 TMPFS_STEPS = [("disk_full", 3)]
 DAEMON_STEPS = [("sighup", 4), ("restart", 3), ("kill9", 6), ("sigterm", 2)]
 ONCE_STEPS = [("reconfigure", 2)]
+CHANGES_STEPS = [("churn", 20)]  # drawn only when a feed tracks changes
+TRACK_P = 0.5  # each feed tracks changes in about half the schedules
 
 
 class Plan:
@@ -376,7 +434,14 @@ class Plan:
         self.short_dedup = self.method == "streaming" and rng.random() < 0.4
         self.tmpfs = TMPFS and not self.bulk and rng.random() < 0.25
         self.job_polls = 1 if (self.bulk or rng.random() < 0.2) else 0
+        # Tracking is drawn from a stream of its own: a seed without it draws the very
+        # schedule it drew before tracking existed.
+        trng = random.Random(f"{seed}/track_changes")
+        self.track = {f: trng.random() < TRACK_P and "track_changes" not in SKIP
+                      for f in ("sales", "events")}
+        self.tracked = [f for f in ("sales", "events") if self.track[f]]
         weights = list(COMMON_STEPS)
+        weights += CHANGES_STEPS if self.tracked else []
         weights += LOAD_STEPS if self.method == "load" else []
         weights += DEDUP_STEPS if self.short_dedup else []
         weights += TMPFS_STEPS if self.tmpfs else []
@@ -405,7 +470,8 @@ class Plan:
                 f"lookback={self.lookback} "
                 f"dedup={'%ds' % DEDUP_WINDOW_S if self.short_dedup else '60s'} "
                 f"job_polls={self.job_polls} tmpfs={'yes' if self.tmpfs else 'no'} "
-                f"bulk={'yes' if self.bulk else 'no'} steps={len(self.steps)}")
+                f"bulk={'yes' if self.bulk else 'no'} "
+                f"track_changes={'+'.join(self.tracked) or 'none'} steps={len(self.steps)}")
 
 
 # --------------------------------------------------------------------------------- schedule
@@ -419,7 +485,15 @@ class Schedule:
         self.log = []  # what was done, with times
         self.v = Violations()
         self.counts = {"steps": 0, "kill9": 0, "sigterm": 0, "sighup": 0, "restarts": 0,
-                       "supervisor_restarts": 0, "once_runs": 0, "checks": 0, "faults": {}}
+                       "supervisor_restarts": 0, "once_runs": 0, "checks": 0, "faults": {},
+                       # track_changes: schedules with it, keys changed by churn, versions
+                       # changed back to an earlier one, change rows and changes dead letters
+                       # (in the tables at the last check, and summed over every check), keys
+                       # whose recorded history holds a version again after another
+                       # (A -> B -> A), F_current rows compared with the source
+                       "tracked": 1 if plan.tracked else 0, "churned": 0, "reverted": 0,
+                       "change_rows": 0, "change_rows_checked": 0, "change_dead_letters": 0,
+                       "aba_keys": 0, "back_over_refused": 0, "current_checked": 0}
         self.fakes = []
         self.daemons = []
         self.daemon = None
@@ -434,6 +508,10 @@ class Schedule:
         self.orphans_possible = False  # a process was stopped or killed since the last look
         self.refusal_faults = False  # a fault made the fake refuse rows as invalid
         self.refused_after_stored = set()
+        self.refused_after_stored_changes = set()  # (table, key, _observed_at in µs)
+        self.churned = {"sales": set(), "events": set()}  # keys churn changed
+        # feed -> (change rows, changes dead letters, A->B->A keys, A, B refused, A keys)
+        self.last_changes = {}
         # A daemon that starts while its dead-letter file cannot be read does not know what
         # it dead-lettered before: it may do so again, and send again a row BigQuery refused.
         self.dl_blind_start = False
@@ -497,6 +575,8 @@ class Schedule:
         }
         if self.p.bulk:
             self.cfg["seetickets.page_size"] = "500"
+        for feed in self.p.tracked:  # fixed for the schedule: a reload cannot change it
+            self.cfg[f"{feed}.track_changes"] = "true"
         self.write_cfg()
 
     def write_cfg(self):
@@ -958,6 +1038,18 @@ class Schedule:
                     if spec["feed"] == feed and spec["key"] == k and spec["good"] and \
                             same_row(feed, spec["coerced"], r):
                         cands.append(("refused raw", feed, k, spec))
+        for feed in self.p.tracked:  # changed versions BigQuery refused: a later one is sent
+            seen = set()
+            for r in rejected[feed + "_changes"]:
+                k = r.get(KEYS[feed])
+                if k in seen:
+                    continue
+                seen.add(k)
+                cur = [x for x in truth[feed] if api_key(feed, x) == k]
+                c = good_coerce(feed, cur[0]) if cur else None
+                if c is not None and same_row(feed, c, r) and k not in \
+                        {spec["key"] for spec in self.raw.values()}:
+                    cands.append(("refused change", feed, k, None))
         if not cands:
             return "nothing to correct"
         # Rows BigQuery refused are the rarest and most telling: favour them.
@@ -977,6 +1069,125 @@ class Schedule:
             field = "priceName" if feed == "sales" else "venueName"
             self.update(feed, key, {field: "Fixed " + self.mark("F")})
         return f"{how} {feed} row {key} corrected"
+
+    # changed versions (track_changes)
+
+    def sub_rng(self, st, tag):
+        """A random stream of the step's own for what it does only when tracking is on, so
+        that a schedule without tracking draws exactly as it did before tracking existed."""
+        return random.Random(f"{st['n']}/{st['a']!r}/{tag}")
+
+    def restore_version(self, feed, key, cur, old):
+        """The source row back to exactly an earlier version of it (an API row)."""
+        set_ = {k: copy.deepcopy(x) for k, x in old.items()
+                if k not in cur or canon(cur[k]) != canon(x)}
+        unset = [k for k in cur if k not in old]
+        self.update(feed, key, set_, unset)
+
+    def churn_candidates(self, feed, truth):
+        """Good source rows the daemon knows (the base table holds their key), neither planted
+        raw nor waiting for a fix, nor in the base dead letters (a row refused after an earlier
+        request stored it has its key released: a change would be a second base row, the
+        fake's doing, not the daemon's)."""
+        landed = {str(r.get(KEYS[feed])) for r in self.g.rows(feed)}
+        dl, _ = self.read_dl(feed)
+        dl_keys = {api_key(feed, rec.get("row")) for rec in dl if isinstance(rec.get("row"), dict)}
+        raw_keys = {spec["key"] for spec in self.raw.values() if spec["feed"] == feed}
+        n = {}
+        for a in truth:
+            k = api_key(feed, a)
+            n[k] = n.get(k, 0) + 1
+        out = [a for a in truth if n[api_key(feed, a)] == 1 and api_key(feed, a) in landed
+               and api_key(feed, a) not in dl_keys and api_key(feed, a) not in raw_keys
+               and (feed, api_key(feed, a)) not in self.fixes and good_coerce(feed, a)]
+        return sorted(out, key=lambda a: api_key(feed, a))
+
+    def mutate(self, feed, api, r):
+        """A new value for a field of a good API row, as the source changes them: a pending
+        sale confirmed (or back), tickets refunded or added, an event renamed or postponed."""
+        c = good_coerce(feed, api)
+        x = r.random()
+        if feed == "sales":
+            if x < 0.4:
+                pending = not c.get("isPending")
+                return {"isPending": pending}, f"isPending -> {pending}"
+            if x < 0.75:
+                sold = r.choice([n for n in range(10) if n != c.get("sold")])
+                return {"sold": sold}, f"sold {c.get('sold')} -> {sold}"
+            return {"priceName": "Churn " + self.mark("R")}, "priceName changed"
+        if x < 0.4:
+            return {"name": "Renamed " + self.mark("R")}, "renamed"
+        if x < 0.75:
+            when = iso(time.time() + (5 + r.random() * 55) * 86400)
+            return {"starts": when}, f"postponed to {when}"
+        doors = r.choice([d for d in ("18:00", "18:30", "19:00", "19:30", "20:00")
+                          if d != c.get("doorsOpen")])
+        return {"doorsOpen": doors}, f"doors {c.get('doorsOpen')} -> {doors}"
+
+    def churn(self, feed, n, r, flip_after=None):
+        """Change up to n good rows the daemon knows; a key changed before is often set back to
+        one of its earlier versions (A -> B -> A). With flip_after, every row changed goes back
+        to the version it had that many seconds later: a version a poll may or may not see.
+        self.update keeps every version in self.history."""
+        truth = self.truth(feed)
+        cands = self.churn_candidates(feed, truth)
+        if not cands:
+            return f"{feed}: no known good row to change"
+        if feed == "sales":
+            sel = set(self.selected_events())
+            cands = [a for a in cands if served_event(a) in sel or served_event(a) == UNOWNED] \
+                or cands
+        again = [a for a in cands if api_key(feed, a) in self.churned[feed]]
+        picked = {}
+        for _ in range(n):
+            pool = again if again and r.random() < 0.6 else cands
+            a = pool[r.randrange(len(pool))]
+            picked.setdefault(api_key(feed, a), a)
+        what = []
+        for k, a in picked.items():
+            c = good_coerce(feed, a)
+            olds = [o for o in self.history[feed].get(k, []) if good_coerce(feed, o)
+                    and not same_row(feed, good_coerce(feed, o), c)]
+            if olds and r.random() < 0.5:
+                self.restore_version(feed, k, a, olds[r.randrange(len(olds))])
+                self.counts["reverted"] += 1
+                what.append(f"{k} back to an earlier version")
+            else:
+                set_, desc = self.mutate(feed, a, r)
+                self.update(feed, k, set_)
+                what.append(f"{k} {desc}")
+            self.churned[feed].add(k)
+            self.counts["churned"] += 1
+        if flip_after is not None:
+            time.sleep(flip_after)
+            cur = {api_key(feed, x): x for x in self.truth(feed)}
+            for k, a in picked.items():
+                if k in cur:
+                    self.restore_version(feed, k, cur[k], a)
+                    self.counts["reverted"] += 1
+            what.append(f"each back after {flip_after:.1f}s")
+        return f"{feed}: " + ", ".join(what)
+
+    def churn_some(self, st, tag, p=1.0, feed=None):
+        """With tracking on: a few changed versions as well (from the step's own stream)."""
+        if not self.p.tracked:
+            return None
+        r = self.sub_rng(st, tag)
+        if r.random() >= p:
+            return None
+        feeds = self.p.tracked if feed is None else [f for f in self.p.tracked if f == feed]
+        if not feeds:
+            return None
+        desc = self.churn(feeds[r.randrange(len(feeds))], 1 + r.randrange(3), r)
+        self.note(f"  changed versions ({tag}): {desc}")
+        return desc
+
+    def do_churn(self, st):
+        r = random.Random(st["n"])
+        feeds = self.p.tracked
+        feed = feeds[0] if len(feeds) == 1 else ("sales" if st["b"] < 0.6 else "events")
+        flip = 0.2 + r.random() * 1.4 if st["c"] < 0.3 else None
+        return self.churn(feed, 1 + int(st["a"] * 5), r, flip)
 
     SALE_BAD_KINDS = ["no_key", "uncoercible", "bool_sold", "unowned_good", "raw_bigint_unknown",
                       "raw_bigint_sold", "raw_inf", "raw_bad_utf8", "raw_surrogate",
@@ -1042,7 +1253,9 @@ class Schedule:
     def insert_path(self, st):
         if self.cfg["bigquery.insert_method"] == '"load"':
             return r"/upload/"
-        return [r"/insertAll", r"/tables/sales/insertAll", r"/tables/events/insertAll"][st["n"] % 3]
+        paths = [r"/insertAll", r"/tables/sales/insertAll", r"/tables/events/insertAll"]
+        paths += [f"/tables/{f}_changes/insertAll" for f in self.p.tracked]
+        return paths[st["n"] % len(paths)]
 
     def bq_path(self, st):
         x = st["c"]
@@ -1067,8 +1280,10 @@ class Schedule:
         return f"{label} on {path} for {secs:.1f}s"
 
     def some_inserts(self, st):
-        """A few new sales, so that a fault on the insert path meets an insert soon."""
+        """A few new sales (and changed versions), so that a fault on the insert path meets an
+        insert soon."""
         self.s.grow(sales=2 + st["n"] % 5)
+        self.churn_some(st, "inserts", 0.8)
 
     def do_bq_5xx(self, st):
         code = [500, 502, 503][st["n"] % 3]
@@ -1099,6 +1314,9 @@ class Schedule:
     def do_bq_invalid(self, st):
         self.some_inserts(st)
         self.fault_count("bq_invalid")
+        if self.p.tracked and "invalid_changes" in SKIP and \
+                self.cfg["bigquery.insert_method"] == '"load"':
+            return "no load job refuses rows (a load job may carry changed versions)"
         self.refusal_faults = True
         if self.cfg["bigquery.insert_method"] == '"load"':
             times = 1 + st["n"] % 7
@@ -1112,17 +1330,27 @@ class Schedule:
             return f"load jobs fail as invalid x{times}"
         feed = "sales" if st["b"] < 0.7 else "events"
         idx = int(st["a"] * min(self.p.batch_rows, 6))
+        table = feed
+        r = self.sub_rng(st, "invalid")
+        if self.p.tracked and r.random() < 0.5 and "invalid_changes" not in SKIP:
+            # A changed version refused: dead-lettered, its key's fingerprint stays there.
+            if feed not in self.p.tracked:
+                feed = self.p.tracked[0]
+            table = feed + "_changes"
+            n = 1 + r.randrange(3)
+            self.note(f"  changed versions (invalid): {self.churn(feed, n, r)}")
+            idx = r.randrange(n)
         fid = self.add_fault(self.g, {"insert_errors": [{"index": idx, "reason": "invalid",
                                                          "message": "Cannot convert value to "
                                                          "integer."}]},
-                             f"/tables/{feed}/insertAll", 1)["id"]
+                             f"/tables/{table}/insertAll", 1)["id"]
         if self.p.mode == "daemon":
             # Let it meet an insert, so that a later step can correct the refused row.
             end = time.monotonic() + 2.5
             while time.monotonic() < end and not any(
                     f["id"] == fid and f["hits"] for f in self.g.get("/_fake/faults")["faults"]):
                 time.sleep(0.05)
-        return f"{feed} insertAll refuses row {idx} as invalid"
+        return f"{table} insertAll refuses row {idx} as invalid"
 
     def do_bq_stopped(self, st):
         self.some_inserts(st)
@@ -1185,8 +1413,13 @@ class Schedule:
         """The answer to a stored insert is lost, then BigQuery is down for longer than its
         insertId de-duplication window: a blind re-send would store the rows twice."""
         self.fault_count("bq_dedup_outage")
-        path = [r"/insertAll", r"/tables/sales/insertAll"][st["n"] % 2]
+        paths = [r"/insertAll", r"/tables/sales/insertAll"]
+        paths += [f"/tables/{f}_changes/insertAll" for f in self.p.tracked]
+        path = paths[st["n"] % len(paths)]
         self.s.grow(sales=3 + int(st["c"] * 8))
+        if "_changes" in path or path == r"/insertAll":
+            feed = path.split("/tables/")[1].split("_changes")[0] if "_changes" in path else None
+            self.churn_some(st, "dedup outage", 1.0, feed)
         self.add_fault(self.g, {"lost_ack": True}, path, 1)
         self.add_fault(self.g, {"status": 503, "body": bq_error_body(503, "backendError",
                                                                     "Backend error")}, path, 0)
@@ -1263,9 +1496,13 @@ class Schedule:
         n = 5 + int(st["b"] * 10)
         if st["c"] < 0.5 and self.cfg["bigquery.insert_method"] != '"load"':
             self.s.grow(sales=n, events=1)
+            path = "/tables/events/insertAll"
+            if "events" in self.p.tracked:
+                path = r"/tables/events(?:_changes)?/insertAll"
+                self.churn_some(st, "events down", 0.7, "events")
             self.add_fault(self.g, {"status": 503, "body": bq_error_body(503, "backendError",
                                                                         "down")},
-                           "/tables/events/insertAll", 0)
+                           path, 0)
             self.for_a_while(self.g, secs, "events inserts failing")
             return f"every events insert 503 for {secs:.1f}s while 1 event and {n} sales arrive"
         self.add_fault(self.s, {"status": 500, "body": {"error": "down"}}, "/v1/events/search", 0)
@@ -1334,10 +1571,12 @@ class Schedule:
 
     def do_kill9(self, st):
         self.s.grow(sales=5 + st["n"] % 20)  # something to do when it dies
+        self.churn_some(st, "kill9", 0.7)
         return self.restart(st, "kill9")
 
     def do_sigterm(self, st):
         self.s.grow(sales=5 + st["n"] % 20)
+        self.churn_some(st, "sigterm", 0.7)
         return self.restart(st, "sigterm")
 
     def do_events_spooled_restart(self, st):
@@ -1347,8 +1586,11 @@ class Schedule:
         self.s.grow(events=1 + st["n"] % 2, sales=4 + int(st["b"] * 8))
         if self.cfg["bigquery.insert_method"] == '"load"':
             path = r"/upload/"
+        elif "events" in self.p.tracked:
+            path = r"/tables/events(?:_changes)?/insertAll"
         else:
             path = r"/tables/events/insertAll"
+        self.churn_some(st, "events spooled", 0.7, "events")
         self.add_fault(self.g, {"status": 503, "body": bq_error_body(503, "backendError", "down")},
                        path, 0)
         if self.p.mode == "daemon":
@@ -1514,6 +1756,7 @@ class Schedule:
         x = st["a"]
         dist = "kill9" if x < 0.15 else "sigterm" if x < 0.25 else \
             "clear" if x < 0.45 else "none"
+        self.churn_some(st, "once", 0.5)
         rc = self.once(dist, st)
         return f"--once ({dist}) -> {rc}"
 
@@ -1564,11 +1807,12 @@ class Schedule:
     def fake_rejected(self):
         """Rows the fake BigQuery refused as `invalid` because a fault told it to, as the
         daemon sent them: {feed: [rows]}."""
-        out = {"sales": [], "events": []}
+        out = {"sales": [], "events": [], "sales_changes": [], "events_changes": []}
         if not self.refusal_faults:
             return out  # reading the request log costs seconds when it holds big load jobs
-        offered = {"sales": set(), "events": set()}  # insertIds BigQuery has processed
+        offered = {t: set() for t in out}  # insertIds BigQuery has processed
         self.refused_after_stored = set()
+        self.refused_after_stored_changes = set()
         for r in self.g.requests():
             f = r.get("fault") or {}
             if r.get("status") != 200:
@@ -1598,6 +1842,11 @@ class Schedule:
                         if str(rows[i].get("insertId")) in offered[m.group(1)]:
                             self.refused_after_stored.add((m.group(1),
                                                            str(rows[i].get("insertId"))))
+                            if m.group(1).endswith("_changes"):
+                                j = rows[i].get("json") or {}
+                                self.refused_after_stored_changes.add(
+                                    (m.group(1), api_key(m.group(1)[:-8], j),
+                                     observed_us(j.get("_observed_at"))))
             elif "/upload/" in r["path"] and (f.get("job_error") or {}).get("reason") == "invalid":
                 table, rows = None, []
                 for line in (r.get("body") or "").split("\n"):
@@ -1790,13 +2039,25 @@ class Schedule:
                           self.keyless_marker(feed, api))
             self.check_dead_letters(feed, dls[feed], inf, keyless[feed], rejected, v)
 
-        if quiet or where.startswith("after --once"):
+        settled = quiet or where.startswith("after --once")
+        n_changes = {}
+        for feed in self.p.tracked:
+            n_changes[feed] = self.check_changes(feed, landed[feed], info[feed], required,
+                                                 refused_now, rejected, v, settled)
+
+        if settled:
             spool = os.path.join(self.state, "spool")
             files = os.listdir(spool) if os.path.isdir(spool) else []
             segs = sorted(f for f in files if f.endswith(".ndjson"))
             unread = sorted(f for f in files if f.endswith(".unreadable"))
+            # FEED-SEQ.ndjson; with tracking, FEED_changes-SEQ.ndjson hold changed versions.
+            csegs = [f for f in segs if re.match(r"(sales|events)_changes-", f)]
+            segs = [f for f in segs if f not in csegs]
             if segs:
                 v.add("spool segments left", segs[:5])
+            if csegs:
+                v.add("changes spool segments left (changed versions never confirmed)",
+                      csegs[:5])
             if unread:
                 v.add("unreadable spool files", unread[:5])
         for d in self.daemons:
@@ -1813,9 +2074,181 @@ class Schedule:
         n_land = {f: len(landed[f]) for f in FEEDS}
         n_dl = {f: len(dls[f]) for f in FEEDS}
         self.note(f"check {where}: landed {n_land}, dead letters {n_dl}"
+                  + (f", changes (rows, dead letters, current checked) {n_changes}"
+                     if n_changes else "")
                   + ("" if after == before else f": {after - before} violations"))
         if after != before:
             raise ScheduleFailed(where)
+
+    def check_changes(self, feed, base_rows, inf, required, refused_now, rejected, v,
+                      settled):
+        """track_changes: F_changes, rejected-F_changes.ndjson and the view F_current against
+        the source's versions. Returns (change rows, changes dead letters, keys whose
+        F_current row was compared with the source)."""
+        kc = KEYS[feed]
+        table = feed + "_changes"
+        ch = self.g.rows(table)
+        dls, bad = self.read_dl(table)
+        for b in bad:
+            v.add(f"{table}: unreadable dead-letter line", b)
+        refused = rejected.get(table, [])
+
+        def fp_ok(r):
+            fp = r.get("_fingerprint")
+            return isinstance(fp, str) and FINGERPRINT_RE.fullmatch(fp) is not None
+
+        base_by = {}
+        for r in base_rows:
+            if not fp_ok(r):
+                v.add(f"{feed}: base row without a _fingerprint of 16 lowercase hex digits",
+                      f"{r.get(kc)}: {r.get('_fingerprint')!r}")
+            base_by.setdefault(r.get(kc), []).append(r)
+        # One fingerprint, one content (a hash of the row's columns): what the sequences
+        # below compare stands for the content.
+        by_fp = {}
+        for r in base_rows + ch:
+            fp = r.get("_fingerprint")
+            if not isinstance(fp, str):
+                continue
+            o = by_fp.setdefault(fp, r)
+            if o is not r and not same_row(feed, o, r):
+                v.add(f"{feed}: one _fingerprint for two different versions",
+                      f"{fp}: {o.get(kc)} and {r.get(kc)}: {row_diff(feed, r, o)}")
+
+        hist = {}  # key -> [(_observed_at µs, 0 table / 1 dead letter, fingerprint)]
+        stored = set()  # (key, _observed_at µs) of the change rows
+        for r in ch:
+            k = r.get(kc)
+            if not fp_ok(r):
+                v.add(f"{table}: change row without a _fingerprint of 16 lowercase hex digits",
+                      f"{k}: {r.get('_fingerprint')!r}")
+            obs = observed_us(r.get("_observed_at"))
+            if obs is None:
+                v.add(f"{table}: change row without a readable _observed_at",
+                      f"{k}: {r.get('_observed_at')!r}")
+                continue
+            if (k, obs) in stored:
+                v.add(f"{table}: the same (key, _observed_at) stored twice",
+                      f"{k} at {r.get('_observed_at')}")
+                continue
+            stored.add((k, obs))
+            e = inf.get(k)
+            if e is None or not e["good"]:
+                v.add(f"{table}: change row of a key no good source version has", k)
+            elif not any(same_row(feed, r, g) for g in e["good"]):
+                v.add(f"{table}: change row with values of no version of the source row",
+                      f"{k}: {row_diff(feed, r, e['good'][-1])}")
+            if k not in base_by:
+                v.add(f"{table}: change row of a key the base table does not hold", k)
+            hist.setdefault(k, []).append((obs, 0, r.get("_fingerprint")))
+
+        seen = set()
+        for rec in dls:
+            c = canon([rec.get("stage"), rec.get("row")])
+            if c in seen:
+                v.add(f"{table}: dead-lettered twice", c[:160])
+            seen.add(c)
+            if not all(x in rec for x in ("row", "reason", "time", "stage")) or \
+                    not isinstance(rec.get("reason"), str) or not rec["reason"]:
+                v.add(f"{table}: dead letter without row, reason, time and stage", c[:160])
+            row, stage = rec.get("row"), rec.get("stage")
+            if stage == "spool":
+                v.add(f"{table}: a spool line was unreadable", str(row)[:100])
+                continue
+            if not isinstance(row, dict):
+                v.add(f"{table}: dead letter whose row is not an object", c[:100])
+                continue
+            k = api_key(feed, row)
+            if stage != "bigquery":
+                v.add(f"{table}: a changed version dead-lettered at stage {stage!r}", k)
+                continue
+            if not any(same_row(feed, row, x) and x.get("_fingerprint") ==
+                       row.get("_fingerprint") for x in refused):
+                v.add(f"{table}: dead-lettered at the bigquery stage though BigQuery was not "
+                      "made to refuse it", k)
+            e = inf.get(k)
+            if e is None or not any(same_row(feed, row, g) for g in e["good"]):
+                v.add(f"{table}: dead letter with values of no version of the source row", k)
+            obs = observed_us(row.get("_observed_at"))
+            if obs is None:
+                v.add(f"{table}: dead letter without a readable _observed_at", k)
+                continue
+            if (k, obs) in stored:
+                # The very version the table holds: only a fault refusing what a request
+                # whose answer was lost had stored can do that (not real BigQuery).
+                if (table, k, obs) not in self.refused_after_stored_changes:
+                    v.add(f"{table}: landed and dead-lettered", f"{k} at {row['_observed_at']}")
+                continue
+            hist.setdefault(k, []).append((obs, 1, row.get("_fingerprint")))
+
+        # Each key's versions in the order the daemon saw them: the base row, then the change
+        # rows and the changes dead letters by _observed_at. Two neighbours never hold the same
+        # version: the daemon sends a version only when it differs from the key's last one, and
+        # a refused version stays the last one (A, B refused, A again is right; A, A is not).
+        aba = back = 0
+        for k, items in sorted(hist.items(), key=lambda x: str(x[0])):
+            base = base_by.get(k)
+            if not base or len(base) != 1 or (feed, str(k)) in self.refused_after_stored:
+                continue
+            prev, prev_dl = base[0].get("_fingerprint"), False
+            table_fps = [prev]
+            for obs, is_dl, fp in sorted(items):
+                if fp == prev:
+                    if not is_dl and not prev_dl:
+                        v.add(f"{feed}: the same version recorded twice in a row", f"{k}: {fp}")
+                    elif not is_dl:
+                        v.add(f"{table}: a version BigQuery refused was sent again and landed",
+                              f"{k}: {fp}")
+                    elif prev_dl:
+                        v.add(f"{table}: a refused version sent again and refused again",
+                              f"{k}: {fp}")
+                    else:
+                        v.add(f"{table}: a recorded version sent again (and refused)",
+                              f"{k}: {fp}")
+                prev, prev_dl = fp, bool(is_dl)
+                if not is_dl:
+                    table_fps.append(fp)
+            if len(set(table_fps)) < len(table_fps):
+                aba += 1
+            seq = [(None, 0, base[0].get("_fingerprint"))] + sorted(items)
+            if any(seq[i][1] == 0 and seq[i + 1][1] == 1 and seq[i + 2][1] == 0 and
+                   seq[i][2] == seq[i + 2][2] for i in range(len(seq) - 2)):
+                back += 1  # A, B refused, A again: right, and rare
+
+        n_cur = 0
+        if settled:
+            cur_by = {}
+            for r in self.g.rows(feed + "_current"):
+                cur_by.setdefault(r.get(kc), []).append(r)
+            for k, rs in sorted(cur_by.items(), key=lambda x: str(x[0])):
+                if len(rs) > 1:
+                    v.add(f"{feed}_current: a key more than once", f"{k} x{len(rs)}")
+            for k in sorted(base_by, key=str):
+                e = inf.get(k)
+                if e is None or not required(feed, e["event"]):
+                    continue
+                c = e["cur"]
+                if c is None or refused_now(feed, c) or \
+                        any(same_row(feed, c, x) for x in refused) or \
+                        (feed, str(k)) in self.refused_after_stored:
+                    continue  # bad now, or BigQuery was made to refuse this very version
+                n_cur += 1
+                got = cur_by.get(k)
+                if not got:
+                    v.add(f"{feed}_current: a key of the base table missing", k)
+                elif not same_row(feed, got[0], c):
+                    v.add(f"{feed}_current: stale (not the source's current version)",
+                          f"{k}: {row_diff(feed, got[0], c)}")
+        cnt = self.counts
+        cnt["change_rows_checked"] += len(ch)
+        if settled:
+            cnt["current_checked"] += n_cur
+        self.last_changes[feed] = (len(ch), len(dls), aba, back)
+        cnt["change_rows"] = sum(x[0] for x in self.last_changes.values())
+        cnt["change_dead_letters"] = sum(x[1] for x in self.last_changes.values())
+        cnt["aba_keys"] = sum(x[2] for x in self.last_changes.values())
+        cnt["back_over_refused"] = sum(x[3] for x in self.last_changes.values())
+        return (len(ch), len(dls), n_cur)
 
     def dl_matches_raw(self, rec, spec):
         row = rec.get("row")
@@ -2040,7 +2473,7 @@ def main():
                 for fk, fn in x.items():
                     summary["faults"][fk] = summary["faults"].get(fk, 0) + fn
             else:
-                summary[k] += x
+                summary[k] = summary.get(k, 0) + x
     faults = ", ".join(f"{k}={v}" for k, v in sorted(summary["faults"].items()))
     print(f"# chaos summary: schedules={summary['schedules']} failed={summary['failed']} "
           f"steps={summary['steps']} kill9={summary['kill9']} sigterm={summary['sigterm']} "
@@ -2048,6 +2481,14 @@ def main():
           f"once_runs={summary['once_runs']} checks={summary['checks']} "
           f"median={summary['median_schedule_secs']}s total={summary['secs']}s"
           + (f" skipped_for_time={skipped}" if skipped else ""))
+    print(f"# chaos changes: tracked_schedules={summary.get('tracked', 0)} "
+          f"keys_churned={summary.get('churned', 0)} reverted={summary.get('reverted', 0)} "
+          f"change_rows={summary.get('change_rows', 0)} "
+          f"change_rows_checked={summary.get('change_rows_checked', 0)} "
+          f"change_dead_letters={summary.get('change_dead_letters', 0)} "
+          f"aba_keys={summary.get('aba_keys', 0)} "
+          f"back_over_refused={summary.get('back_over_refused', 0)} "
+          f"current_rows_checked={summary.get('current_checked', 0)}")
     print(f"# chaos faults: {faults}")
     if summary["failed_seeds"]:
         print(f"# failed seeds: {' '.join(map(str, summary['failed_seeds']))}")

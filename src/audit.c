@@ -71,9 +71,9 @@ struct side {
 	bool tracked, audited;
 	struct feed_sink sink;
 	/* the source */
-	struct keyset *src_fp;   /* key -> fingerprint of its coerced row */
-	struct keyset *src_date; /* sales: key -> sale date (Unix s), absent/0 when unknown */
-	size_t src_rows, src_unloadable;
+	struct keyset *src_fp;      /* key -> fingerprint of its coerced row */
+	struct keyset *src_date;    /* sales: key -> sale date (Unix s), absent/0 when unknown */
+	size_t src_unloadable;      /* source rows that cannot be coerced */
 	int64_t last_poll, read_at; /* T and A above; 0 = no poll recorded */
 	/* the service and BigQuery */
 	struct keyset *spooled, *spooled_versions; /* keys; "key\x1ffingerprint" */
@@ -128,9 +128,9 @@ static int finding_add(struct finding *f, const char *key, size_t len)
 static int source_row(const char *key, size_t klen, const char *line, size_t len, void *ud)
 {
 	struct side *s = ud;
-	s->src_rows++;
-	if (keyset_put(s->src_fp, key, klen, schema_fingerprint(line, len)) < 0)
-		return klen ? -ENOMEM : 0;
+	int r = keyset_put(s->src_fp, key, klen, schema_fingerprint(line, len));
+	if (r < 0)
+		return r == -ENOMEM ? r : 0; /* a key no table can hold is no source row */
 	const char *d;
 	size_t dlen;
 	char buf[64];

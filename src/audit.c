@@ -168,16 +168,26 @@ struct reading {
 	struct keyset *versions; /* "key\x1ffingerprint" */
 };
 
+/* "key\x1f<fingerprint>": how a version is named in the version sets. 0 when
+ * it cannot be (no fingerprint, or too long for a key set). */
+static size_t version_name(const char *key, size_t klen, uint64_t fp,
+                           char out[KEYSET_MAX_KEY_LEN + 1])
+{
+	if (!fp || klen + 17 > KEYSET_MAX_KEY_LEN)
+		return 0;
+	memcpy(out, key, klen);
+	out[klen] = '\x1f';
+	snprintf(out + klen + 1, 17, "%016" PRIx64, fp);
+	return klen + 17;
+}
+
 static int note_version(struct reading *rd, const char *key, size_t klen, const char *fp,
                         size_t fplen)
 {
 	char v[KEYSET_MAX_KEY_LEN + 1];
-	if (!rd->versions || !fp || klen + 1 + fplen > KEYSET_MAX_KEY_LEN)
-		return 0;
-	memcpy(v, key, klen);
-	v[klen] = '\x1f';
-	memcpy(v + klen + 1, fp, fplen);
-	return keyset_add(rd->versions, v, klen + 1 + fplen) == -ENOMEM ? -ENOMEM : 0;
+	size_t n =
+	        rd->versions ? version_name(key, klen, schema_fingerprint_parse(fp, fplen), v) : 0;
+	return n && keyset_add(rd->versions, v, n) == -ENOMEM ? -ENOMEM : 0;
 }
 
 /* A row as the service wrote it (spool line, or a dead letter's "row"). */
@@ -245,31 +255,17 @@ static int read_spool(struct audit *a, const char *feed, struct reading *rd)
 	return r;
 }
 
+static int dead_letter_row(const json_t *row, void *ud)
+{
+	return note_row(ud, row);
+}
+
 static int read_dead_letters(struct audit *a, const char *feed, struct reading *rd)
 {
-	char *path = NULL;
-	if (asprintf(&path, "%s/rejected-%s.ndjson", a->cfg->state_dir, feed) < 0)
-		return -ENOMEM;
-	FILE *in = fopen(path, "re");
-	int r = 0;
-	if (!in) {
-		r = errno == ENOENT ? 0 : -errno;
-		if (r < 0)
-			log_error("audit: cannot read %s: %s", path, strerror(-r));
-		free(path);
-		return r;
-	}
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	while (r == 0 && (n = getline(&line, &cap, in)) > 0) {
-		json_t *o = json_loadb(line, (size_t)n, 0, NULL);
-		r = note_row(rd, json_object_get(o, "row"));
-		json_decref(o);
-	}
-	free(line);
-	fclose(in);
-	free(path);
+	int r = feed_dead_letters_foreach(a->cfg->state_dir, feed, dead_letter_row, rd);
+	if (r < 0 && r != -ENOMEM)
+		log_error("audit: cannot read %s/rejected-%s.ndjson: %s", a->cfg->state_dir, feed,
+		          strerror(-r));
 	return r;
 }
 
@@ -384,12 +380,13 @@ static int read_state(struct audit *a, struct side *s)
 		r = query(a, s, count_row,
 		          "SELECT %s, COUNT(*) FROM `%s.%s.%s` WHERE %s IS NOT NULL GROUP BY %s", k,
 		          p, d, t, k, k);
-	if (r == 0 && s->tracked)
+	/* A side read only for the calendar (--feed sales) needs its counts alone. */
+	if (r == 0 && s->tracked && s->audited)
 		r = query(a, s, current_row,
 		          "SELECT %s, " SCHEMA_FINGERPRINT " FROM `%s.%s.%s" CONFIG_CURRENT_SUFFIX
 		          "` WHERE %s IS NOT NULL",
 		          k, p, d, t, k);
-	if (r == 0 && s->tracked)
+	if (r == 0 && s->tracked && s->audited)
 		r = query(a, s, duplicated_version,
 		          "SELECT %s, UNIX_MICROS(" SCHEMA_OBSERVED_AT "), COUNT(*) FROM "
 		          "`%s.%s.%s" CONFIG_CHANGES_SUFFIX
@@ -410,12 +407,8 @@ struct classify {
 static bool has_version(const struct keyset *vs, const char *key, size_t klen, uint64_t fp)
 {
 	char v[KEYSET_MAX_KEY_LEN + 1];
-	if (klen + 17 > KEYSET_MAX_KEY_LEN)
-		return false;
-	memcpy(v, key, klen);
-	v[klen] = '\x1f';
-	snprintf(v + klen + 1, 17, "%016" PRIx64, fp);
-	return keyset_has(vs, v, klen + 17);
+	size_t n = version_name(key, klen, fp, v);
+	return n && keyset_has(vs, v, n);
 }
 
 static int classify_source(const char *key, size_t klen, void *ud)

@@ -439,7 +439,7 @@ static int take_spooled_version(struct feed *f, const json_t *row, const char *k
 {
 	struct feed *base = f->base ? f->base : f;
 	uint64_t newest = 0;
-	if (!base->track)
+	if (!feed_tracked(base))
 		return 0;
 	const json_t *fp = json_object_get(row, SCHEMA_FINGERPRINT);
 	uint64_t v = schema_fingerprint_parse(json_string_value(fp), json_string_length(fp));

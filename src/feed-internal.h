@@ -43,7 +43,6 @@ struct feed {
 	 * jansson tree. When an add failed, every row is checked. */
 	struct keyset *rejected_keys;
 	bool rejected_keys_partial;
-	bool track;            /* track_changes: `seen` holds each key's fingerprint */
 	struct feed *changes;  /* a tracked feed's changed versions (owned) */
 	struct feed *base;     /* a feed of changed versions: the feed it belongs to */
 	char *table;           /* ... and its table, TABLE_changes */
@@ -60,6 +59,12 @@ struct feed {
 };
 
 const char *feed_table(const struct feed *f);
+/* track_changes: the feed has a feed of changed versions, and `seen` holds
+ * each key's fingerprint. */
+static inline bool feed_tracked(const struct feed *f)
+{
+	return f->changes != NULL;
+}
 /* A key is known when it is in BigQuery or spooled, and its row was not
  * rejected by BigQuery since. */
 bool feed_key_known(const struct feed *f, const char *key, size_t len);

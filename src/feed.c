@@ -357,7 +357,6 @@ struct feed *feed_new(enum feed_kind kind, const struct feed_env *env)
 		return f;
 	/* The changed versions are a feed of their own for the spool and the
 	 * drain: their own segments, table and dead letters. */
-	f->track = true;
 	f->changes = feed_alloc(kind,
 	                        kind == FEED_SALES ? &schema_sales_changes : &schema_events_changes,
 	                        env, false);
@@ -431,11 +430,11 @@ static int seed_row(const char *const *v, const size_t *lens, size_t n, void *ud
 		return 0;
 	/* Tracked: the key's latest fingerprint is the last column (NULL for a
 	 * row from before tracking: 0, "unknown", so its version is recorded). */
-	int r = f->track
+	int r = feed_tracked(f)
 	                ? keyset_put(f->seen, v[0], lens[0],
 	                             schema_fingerprint_parse(v[n - 1], v[n - 1] ? lens[n - 1] : 0))
 	                : keyset_add(f->seen, v[0], lens[0]);
-	if (f->track && n >= 3 && v[n - 2]) {
+	if (feed_tracked(f) && n >= 3 && v[n - 2]) {
 		long long us = strtoll(v[n - 2], NULL, 10);
 		if (us > f->observed_us)
 			f->observed_us = us;
@@ -450,10 +449,11 @@ static int seed_row(const char *const *v, const size_t *lens, size_t n, void *ud
 	return 0;
 }
 
-static int load_rejected(struct feed *f)
+int feed_dead_letters_foreach(const char *state_dir, const char *feed,
+                              int (*fn)(const json_t *row, void *ud), void *ud)
 {
-	char *path = state_path(f, "rejected-", ".ndjson");
-	if (!path)
+	char *path = NULL;
+	if (asprintf(&path, "%s/rejected-%s.ndjson", state_dir, feed) < 0)
 		return -ENOMEM;
 	FILE *in = fopen(path, "re");
 	free(path);
@@ -462,22 +462,35 @@ static int load_rejected(struct feed *f)
 	char *line = NULL;
 	size_t cap = 0;
 	ssize_t n;
-	while ((n = getline(&line, &cap, in)) > 0) {
+	int r = 0;
+	while (r == 0 && (n = getline(&line, &cap, in)) > 0) {
 		json_t *o = json_loadb(line, (size_t)n, 0, NULL);
 		const json_t *row = json_object_get(o, "row");
 		if (row)
-			feed_remember_rejected(f, row);
-		/* A rejected event still exists at the source: its sales are wanted. */
-		char buf[32];
-		const char *id = f->kind == FEED_EVENTS ? api_key_text(f, row, buf) : NULL;
-		if (id && f->env.cal)
-			(void)calendar_note(f->env.cal, id,
-			                    json_string_value(json_object_get(row, "starts")));
+			r = fn(row, ud);
 		json_decref(o);
 	}
 	free(line);
 	fclose(in);
+	return r;
+}
+
+static int rejected_row(const json_t *row, void *ud)
+{
+	struct feed *f = ud;
+	feed_remember_rejected(f, row);
+	/* A rejected event still exists at the source: its sales are wanted. */
+	char buf[32];
+	const char *id = f->kind == FEED_EVENTS ? api_key_text(f, row, buf) : NULL;
+	if (id && f->env.cal)
+		(void)calendar_note(f->env.cal, id,
+		                    json_string_value(json_object_get(row, "starts")));
 	return 0;
+}
+
+static int load_rejected(struct feed *f)
+{
+	return feed_dead_letters_foreach(f->env.cfg->state_dir, feed_name(f), rejected_row, f);
 }
 
 /* ---- tables -------------------------------------------------------------- */
@@ -690,11 +703,11 @@ int feed_seed(struct feed *f)
 	int r;
 	/* Tracked: the view's latest version of each key, base and changes in
 	 * one query. */
-	const char *from = f->track ? CONFIG_CURRENT_SUFFIX : "";
+	const char *from = feed_tracked(f) ? CONFIG_CURRENT_SUFFIX : "";
 	/* _observed_at too: the newest one anywhere is where this process's
 	 * versions start, so that a wall clock set back never makes a new
 	 * version sort before a landed one in the view. */
-	const char *fp = f->track ? ", " SCHEMA_OBSERVED_AT ", " SCHEMA_FINGERPRINT : "";
+	const char *fp = feed_tracked(f) ? ", " SCHEMA_OBSERVED_AT ", " SCHEMA_FINGERPRINT : "";
 	if (f->kind == FEED_SALES)
 		r = asprintf(&sql,
 		             "SELECT uniqueCode%s FROM `%s.%s.%s%s` WHERE uniqueCode IS NOT NULL",
@@ -807,7 +820,7 @@ static int add_page_key(const char *key, size_t len, void *ud)
 	struct key_source *ks = ud;
 	struct feed *f = ks->f;
 	uint64_t fp = 0;
-	if (f->track)
+	if (feed_tracked(f))
 		(void)keyset_get(ks->from, key, len, &fp);
 	if (keyset_put(f->seen, key, len, fp) < 0)
 		return -ENOMEM;
@@ -900,10 +913,11 @@ static int take_tracked(struct page_ctx *pc, size_t mark, const char *key, size_
 	uint64_t fp = schema_fingerprint(text, len), now = 0;
 	char hex[17], when[32];
 	snprintf(hex, sizeof(hex), "%016" PRIx64, fp);
-	if (feed_key_known(f, key, klen)) {
+	/* One lookup gives both: known, and the fingerprint it is known by. */
+	if (keyset_get(f->seen, key, klen, &now) &&
+	    (keyset_count(f->released) == 0 || !keyset_has(f->released, key, klen))) {
 		/* A version already taken from this page is the one to compare with. */
-		if (!keyset_get(pc->change_keys, key, klen, &now))
-			(void)keyset_get(f->seen, key, klen, &now);
+		(void)keyset_get(pc->change_keys, key, klen, &now);
 		if (now != fp && refused_version(f, text, len, key, klen)) {
 			/* BigQuery refused this version before (it is in the changes'
 			 * dead letters): like a refused row, it is not sent again. */
@@ -953,7 +967,7 @@ static int take_row(struct page_ctx *pc, const json_t *api)
 	int r = note_event(pc, api, bq);
 	const char *key = schema_row_key(f->schema, bq);
 	size_t klen = strlen(key);
-	bool every = f->track || f->env.sink; /* every row is looked at, not only new ones */
+	bool every = feed_tracked(f) || f->env.sink; /* every row is looked at, not only new ones */
 	if (r < 0 ||
 	    (!every && (feed_key_known(f, key, klen) || keyset_has(pc->page_keys, key, klen))) ||
 	    feed_is_rejected(f, bq)) {
@@ -1022,7 +1036,7 @@ static int take_text(struct page_ctx *pc, const char *text, size_t len, size_t *
 		pc->ndjson.len = mark;
 		r = 0;
 	}
-	if (r == 1 && (f->track || f->env.sink)) {
+	if (r == 1 && (feed_tracked(f) || f->env.sink)) {
 		f->last.fetched++;
 		return take_tracked(pc, mark, key, klen);
 	}
@@ -1059,7 +1073,7 @@ static bool row_known(const char *key, size_t len, void *ud)
 {
 	const struct feed *f = ud;
 	/* Tracked: a known row is read too, for its fingerprint. */
-	return !f->track && !f->env.sink && feed_key_known(f, key, len);
+	return !feed_tracked(f) && !f->env.sink && feed_key_known(f, key, len);
 }
 
 /* The same for a page's keys at once: the key set's reads overlap. */
@@ -1067,7 +1081,7 @@ static void rows_known(const struct st_span *keys, size_t n, bool *out, void *ud
 {
 	struct feed *f = ud;
 	struct keyset_key k[FEED_LOOKUP_GROUP];
-	if (f->track || f->env.sink) {
+	if (feed_tracked(f) || f->env.sink) {
 		memset(out, 0, n * sizeof(*out));
 		return;
 	}
@@ -1098,9 +1112,9 @@ static int on_page(const struct st_page *page, void *ud)
 	keyset_free(pc->page_keys);
 	keyset_free(pc->change_keys);
 	size_t rows = json_array_size(page->rows) + page->nunread;
-	pc->page_keys = f->track ? keyset_new_valued(rows) : keyset_new(rows);
-	pc->change_keys = f->track ? keyset_new_valued(0) : NULL;
-	if (!pc->page_keys || (f->track && !pc->change_keys))
+	pc->page_keys = feed_tracked(f) ? keyset_new_valued(rows) : keyset_new(rows);
+	pc->change_keys = feed_tracked(f) ? keyset_new_valued(0) : NULL;
+	if (!pc->page_keys || (feed_tracked(f) && !pc->change_keys))
 		r = -ENOMEM;
 	/* Elements that are not even JSON: their text is the row. */
 	for (i = 0; i < page->nbad && r == 0; i++)
@@ -1128,7 +1142,7 @@ static int on_page(const struct st_page *page, void *ud)
 		    (pc->changes.len && fwrite(pc->changes.data, 1, pc->changes.len,
 		                               f->env.dry_out) != pc->changes.len))
 			r = -EIO;
-	} else if (r == 0 && f->track && (r = accept_changes(pc)) < 0) {
+	} else if (r == 0 && feed_tracked(f) && (r = accept_changes(pc)) < 0) {
 		/* Their fingerprints stay as they were: seen again next poll. */
 		log_error("%s: cannot spool %zu changed rows (%s); fetching stops until the spool "
 		          "can be written (free space in %s)",
@@ -1140,7 +1154,7 @@ static int on_page(const struct st_page *page, void *ud)
 	 * taken now, whatever becomes of the page's new rows, or a full disk
 	 * between the two appends would have them recorded again next poll. */
 	struct key_source src = {f, pc->change_keys};
-	if (r == 0 && f->track)
+	if (r == 0 && feed_tracked(f))
 		r = keyset_foreach(pc->change_keys, add_page_key, &src);
 	if (r == 0 && !f->env.dry_run && (r = accept_page(pc)) < 0) {
 		/* Not durable, so not accepted: these keys stay unknown and the

@@ -88,6 +88,12 @@ int feed_seed(struct feed *f);
  * spooled events go into the calendar. A segment that cannot be read is set
  * aside with an error. 0, or negative errno with rows still spooled. */
 int feed_replay(struct feed *f);
+/* Call fn for the "row" of each dead letter in STATE_DIR/rejected-FEED.ndjson
+ * (feed: a feed's name, "sales_changes" too), in order; a line that cannot be
+ * read is skipped. A nonzero return of fn stops and is returned. 0 when the
+ * file does not exist, -errno when it cannot be read. */
+int feed_dead_letters_foreach(const char *state_dir, const char *feed,
+                              int (*fn)(const json_t *row, void *ud), void *ud);
 /* STATE_DIR/last-poll-FEED: the start (Unix seconds) of the last poll that
  * read every row the source served and spooled or dead-lettered each. */
 #define FEED_LAST_POLL_PREFIX "last-poll-"

@@ -2145,16 +2145,9 @@ class Schedule:
         seen = set()
         for rec in dls:
             c = canon([rec.get("stage"), rec.get("row")])
-            if c in seen:
-                v.add(f"{table}: dead-lettered twice", c[:160])
-            seen.add(c)
-            if not all(x in rec for x in ("row", "reason", "time", "stage")) or \
-                    not isinstance(rec.get("reason"), str) or not rec["reason"]:
-                v.add(f"{table}: dead letter without row, reason, time and stage", c[:160])
-            row, stage = rec.get("row"), rec.get("stage")
-            if stage == "spool":
-                v.add(f"{table}: a spool line was unreadable", str(row)[:100])
+            if not self.dead_letter_sound(table, rec, seen, v):
                 continue
+            row, stage = rec.get("row"), rec.get("stage")
             if not isinstance(row, dict):
                 v.add(f"{table}: dead letter whose row is not an object", c[:100])
                 continue
@@ -2256,6 +2249,23 @@ class Schedule:
             return spec["key"] in row
         return isinstance(row, dict) and api_key(spec["feed"], row) == spec["key"]
 
+    @staticmethod
+    def dead_letter_sound(what, rec, seen, v, twice_ok=False):
+        """What every dead letter (of rows or of changed versions) must be: not written
+        twice, complete, not an unreadable spool line. False when the record is not
+        to be looked at further (an unreadable spool line)."""
+        c = canon([rec.get("stage"), rec.get("row")])
+        if c in seen and not twice_ok:
+            v.add(f"{what}: dead-lettered twice", c[:160])
+        seen.add(c)
+        if not all(k in rec for k in ("row", "reason", "time", "stage")) or \
+                not isinstance(rec.get("reason"), str) or not rec["reason"]:
+            v.add(f"{what}: dead letter without row, reason, time and stage", c[:160])
+        if rec.get("stage") == "spool":
+            v.add(f"{what}: a spool line was unreadable", str(rec.get("row"))[:100])
+            return False
+        return True
+
     def check_dead_letters(self, feed, recs, inf, keyless, rejected, v):
         seen = set()
         specs = list(self.raw.values()) + [s for olds in self.raw_old.values() for s in olds]
@@ -2263,16 +2273,9 @@ class Schedule:
         keyless_c = {canon(a) for a in keyless}
         for rec in recs:
             c = canon([rec.get("stage"), rec.get("row")])
-            if c in seen and not self.dl_blind_start:
-                v.add(f"{feed}: dead-lettered twice", c[:160])
-            seen.add(c)
-            if not all(k in rec for k in ("row", "reason", "time", "stage")) or \
-                    not isinstance(rec.get("reason"), str) or not rec["reason"]:
-                v.add(f"{feed}: dead letter without row, reason, time and stage", c[:160])
-            row, stage = rec.get("row"), rec.get("stage")
-            if stage == "spool":
-                v.add(f"{feed}: a spool line was unreadable", str(row)[:100])
+            if not self.dead_letter_sound(feed, rec, seen, v, twice_ok=self.dl_blind_start):
                 continue
+            row, stage = rec.get("row"), rec.get("stage")
             k = api_key(feed, row) if isinstance(row, dict) else None
             e = inf.get(k) if k is not None else None
             has_bad = e is not None and (e["bad_api"] or e["bad_raw"])

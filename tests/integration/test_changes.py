@@ -373,6 +373,78 @@ def test_a_restart_does_not_send_a_version_bigquery_refused():
         check_versions(g, "sales")
 
 
+def _table(g, table, feed, extra=()):
+    """A table with the feed's columns and the extra ones given."""
+    from harness import PROJECT, DATASET, SALES_COLUMNS, EVENTS_COLUMNS
+    types = {"S": "STRING", "F": "FLOAT", "I": "INTEGER", "B": "BOOLEAN"}
+    cols = SALES_COLUMNS if feed == "sales" else EVENTS_COLUMNS
+    fields = [{"name": c[0], "type": types[c[1]]} for c in cols] + \
+        [{"name": n, "type": t} for n, t in extra]
+    g.post("/_fake/tables", {"project": PROJECT, "dataset": DATASET, "table": table,
+                             "schema": {"fields": fields}})
+
+
+def test_the_view_is_the_daemon_s_or_the_start_says_why():
+    """Seeding reads TABLE_current, so its definition matters: another one is
+    replaced (create_tables) or refused (without), a table in its place is
+    refused, and a base table that cannot take _fingerprint stops the start
+    with the permission it needs."""
+    from harness import PROJECT, DATASET
+    other = f"SELECT uniqueCode FROM `{PROJECT}.{DATASET}.sales`"
+    with Workdir("chg-view") as w:
+        g, s, cfg = setup(w)
+        g.create_table("sales")
+        g.fault({"status": 403, "body": {"error": {"code": 403, "message": "denied",
+                 "errors": [{"reason": "accessDenied", "message": "denied"}]}}},
+                path=r"/tables/sales\b", method="PATCH", times=0)
+        rc, out, err = run_once(w.path, cfg, "--once", "--feed", "sales")
+        assert rc == 69 and "bigquery.tables.update" in err, (rc, err[-2000:])
+        assert g.rows("sales") == []
+        g.clear_faults()
+        g.post("/_fake/tables", {"project": PROJECT, "dataset": DATASET,
+                                 "table": "sales_current", "view": other})
+        err = once_ok(w, cfg)
+        assert "view definition replaced" in err, err[-2000:]
+        check_current_is_source(g, s, "sales")
+    for what, want in (("view", "does not have the daemon's definition"),
+                       ("table", "not a view")):
+        with Workdir("chg-view-" + what) as w:
+            g, s, cfg = setup(w, **{"bigquery.create_tables": "false",
+                                    "events.track_changes": "false"})
+            fp, at = ("_fingerprint", "STRING"), ("_observed_at", "TIMESTAMP")
+            _table(g, "sales", "sales", [fp])
+            _table(g, "sales_changes", "sales", [fp, at])
+            _table(g, "events", "events")
+            if what == "view":
+                g.post("/_fake/tables", {"project": PROJECT, "dataset": DATASET,
+                                         "table": "sales_current", "view": other})
+            else:
+                _table(g, "sales_current", "sales", [fp])
+            rc, out, err = run_once(w.path, cfg, "--once", "--feed", "sales")
+            assert rc == 78 and want in err, (what, rc, err[-2000:])
+            assert g.rows("sales_changes") == []
+
+
+def test_a_reload_cannot_turn_tracking_off_under_the_key_sets():
+    """The key sets hold fingerprints and the changes have their own spool:
+    a reload that changes track_changes is refused and the old one goes on."""
+    import signal
+    with Workdir("chg-reload") as w:
+        g, s, cfg = setup(w, **{"sales.interval": "1", "events.interval": "1"})
+        d = w.add(Daemon(w.path, cfg))
+        d.wait_notify("READY=1", 60)
+        write_config(w.path, g, s, **dict(TRACK, **{"sales.track_changes": "false",
+                                                    "sales.interval": "1",
+                                                    "events.interval": "1"}))
+        d.signal(signal.SIGHUP)
+        wait_for(lambda: "sales.track_changes cannot change while running" in d.stderr(), 15,
+                 "the reload refused")
+        key = s.truth("sales")[2]["uniqueCode"]
+        update(s, "sales", key, sold=12)
+        wait_for(lambda: len(history(g, "sales", key)[1]) == 1, 20, "the change recorded")
+        assert d.stop() == 0
+
+
 def test_load_jobs_carry_changed_versions_too():
     with Workdir("chg-load") as w:
         g, s, cfg = setup(w, **{"bigquery.insert_method": '"load"'})
@@ -442,6 +514,8 @@ if __name__ == "__main__":
                test_a_full_disk_between_the_versions_and_the_new_rows_records_no_version_twice,
                test_a_clock_set_back_still_makes_the_new_version_current,
                test_a_restart_does_not_send_a_version_bigquery_refused,
+               test_the_view_is_the_daemon_s_or_the_start_says_why,
+               test_a_reload_cannot_turn_tracking_off_under_the_key_sets,
                test_load_jobs_carry_changed_versions_too,
                test_dry_run_prints_changed_versions_and_writes_nothing,
                test_the_audit_finds_a_stale_row_only_after_a_poll):

@@ -155,15 +155,18 @@ int feed_observed_parse(const char *text, size_t len, int64_t *us)
 {
 	char sec[21];
 	int64_t s, frac = 0;
-	if (!text || len != 27 || text[19] != '.' || text[26] != 'Z')
+	/* Exactly as observe() writes it, digit for digit: the parser below reads
+	 * a C string and would take "2026-12-04" followed by a NUL for a date. */
+	static const char shape[] = "dddd-dd-ddTdd:dd:dd.ddddddZ";
+	if (!text || len != sizeof(shape) - 1)
 		return -EINVAL;
+	for (size_t i = 0; i < len; i++)
+		if (shape[i] == 'd' ? text[i] < '0' || text[i] > '9' : text[i] != shape[i])
+			return -EINVAL;
 	memcpy(sec, text, 19);
 	memcpy(sec + 19, "Z", 2);
-	for (size_t i = 20; i < 26; i++) {
-		if (text[i] < '0' || text[i] > '9')
-			return -EINVAL;
+	for (size_t i = 20; i < 26; i++)
 		frac = frac * 10 + (text[i] - '0');
-	}
 	if (schema_parse_time(sec, &s) < 0)
 		return -EINVAL;
 	*us = s * 1000000 + frac;

@@ -10,6 +10,7 @@
 
 #include <jansson.h>
 
+#include "feed-internal.h"
 #include "log.h"
 #include "schema.h"
 #include "util.h"
@@ -144,6 +145,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		char hex[17];
 		snprintf(hex, sizeof(hex), "%016" PRIx64, fp);
 		if (size != 16 || memcmp(hex, data, 16) != 0)
+			abort();
+	}
+	/* An _observed_at as the spool holds it: what parses is a real time,
+	 * and the change id made from it names the key it was given. */
+	int64_t us;
+	char id[KEYSET_MAX_KEY_LEN + 1];
+	if (feed_observed_parse((const char *)data, size, &us) == 0) {
+		/* Only the daemon's own form: digits where it writes digits. */
+		for (size_t i = 0; i < size; i++)
+			if (data[i] < ' ' || data[i] > 'Z')
+				abort();
+		char prefix[64];
+		int n = snprintf(prefix, sizeof(prefix), "%016x:%" PRId64 ":", 1, us);
+		if (size != 27 || feed_change_id((const char *)data, size, 1, us, id) != 0 ||
+		    memcmp(id, prefix, (size_t)n) != 0 || memcmp(id + n, data, size) != 0)
 			abort();
 	}
 	/* The fingerprint of a row's text is never 0 ("none known"). */
